@@ -1,0 +1,277 @@
+"""Numeric: the graph and its local partials -> one compiled NumPy function.
+
+Takes a ``Graph`` (with the checked local partials of a ``Workspace``); gives
+a ``CompiledGradient``: straight-line Python over NumPy arrays that computes
+every node's value (forward, in topological order), then every adjoint
+δ_n = Σ_children δ_c · ∂c/∂n (reverse order), then the gradient for every
+``wrt`` — one function for all of them, with common subexpressions shared
+(``sympy.cse``). The code is generated from sympy's NumPy printer and the
+project's own expressions (names are validated identifiers, never user code).
+
+``CompiledGradient.source`` is the module text; ``derivator compile -o`` writes
+it as a standalone module that needs NumPy only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .errors import UsageError
+from .graph import Graph
+
+RUNTIME = '''\
+import numpy
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + numpy.exp(-x))
+
+
+def _softplus(x):
+    return numpy.logaddexp(0.0, x)
+
+
+def _relu(x):
+    return numpy.maximum(x, 0.0)
+
+
+def _step(x, at_zero):
+    return numpy.where(x > 0, 1.0, numpy.where(x < 0, 0.0, at_zero))
+
+
+def _full(x, shape):
+    x = numpy.asarray(x, dtype=float)
+    return x if x.shape == shape else numpy.broadcast_to(x, shape).copy()
+
+
+def _total(x, shape):
+    x = numpy.asarray(x, dtype=float)
+    if x.shape == shape:
+        return x.sum()
+    return x.sum() * (math.prod(shape) / max(x.size, 1)) if x.ndim == 0 else numpy.broadcast_to(x, shape).sum()
+
+
+def _dot(a, b, shape):
+    a = numpy.asarray(a, dtype=float)
+    b = numpy.asarray(b, dtype=float)
+    if a.shape == shape and b.shape == shape:
+        return numpy.dot(a.ravel(), b.ravel())
+    return _total(a * b, shape)
+'''
+
+
+class _Printer(NumPyPrinter):
+    """NumPy code for the project's expressions, with variables renamed."""
+
+    def __init__(self, names: Mapping[str, str]):
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.names = names
+
+    def _print_Symbol(self, s):
+        return self.names[s.name]
+
+    def _print_sigmoid(self, e):
+        return f"_sigmoid({self._print(e.args[0])})"
+
+    def _print_softplus(self, e):
+        return f"_softplus({self._print(e.args[0])})"
+
+    def _print_relu(self, e):
+        return f"_relu({self._print(e.args[0])})"
+
+    def _print_Max2(self, e):
+        return f"numpy.maximum({self._print(e.args[0])}, {self._print(e.args[1])})"
+
+    def _print_Min2(self, e):
+        return f"numpy.minimum({self._print(e.args[0])}, {self._print(e.args[1])})"
+
+    def _print_Heaviside(self, e):
+        return f"_step({self._print(e.args[0])}, {float(e.args[1])!r})"
+
+    def _print_Abs(self, e):
+        return f"numpy.abs({self._print(e.args[0])})"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything at one point or batch: per-sample arrays (or floats)."""
+
+    output: str
+    value: np.ndarray
+    values: dict
+    gradient: dict
+    adjoints: dict
+
+    def __repr__(self):
+        return f"<Evaluation {self.output} = {self.value!r}; gradient over {', '.join(self.gradient)}>"
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The batch total (or mean) of the output and of each gradient."""
+
+    output: str
+    value: float
+    gradient: dict
+    count: int
+
+    def __repr__(self):
+        return f"<Totals {self.output} = {self.value!r} over {self.count} samples>"
+
+
+def _var(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}"
+
+
+def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", doc: str = "") -> str:
+    """The module source: ``gradient(...)`` per sample and ``totals(...)`` over a batch."""
+    relevant = set(graph.ancestors(graph.output))
+    names = {n: _var("v", n) for n in graph.names}
+    pr = _Printer(names)
+    leaves = graph.leaves
+    nodes = [n for n in graph.nodes]
+    # edges needed for adjoints of relevant nodes and wrt leaves
+    need = [n.name for n in nodes if n.name in relevant] + [w for w in wrt if w in relevant and graph.is_leaf(w)]
+    need_set = set(need)
+    edges = []
+    for n in reversed(nodes):
+        if n.name not in relevant:
+            continue
+        for p in n.parents:
+            if p in need_set:
+                edges.append((n.name, p))
+    exprs = [partial(c, p).expr for c, p in edges]
+    reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), optimizations=None, order="none")
+    for s, _ in reps:
+        names[s.name] = s.name
+    pedge = dict(zip(edges, reduced))
+
+    args = ", ".join(names[x] for x in leaves)
+    body: list[str] = []
+    body.append("with numpy.errstate(over='ignore'):")
+    ind = "    "
+    for x in leaves:
+        body.append(f"{ind}{names[x]} = numpy.asarray({names[x]}, dtype=float)")
+    body.append(f"{ind}_shape = numpy.broadcast_shapes({', '.join('numpy.shape(' + names[x] + ')' for x in leaves)}{',' if len(leaves) == 1 else ''})")
+    body.append(f"{ind}# forward: every node from its parents")
+    for n in nodes:
+        body.append(f"{ind}{names[n.name]} = {pr.doprint(n.expr)}")
+    body.append(f"{ind}# shared subexpressions of the local partials")
+    for s, e in reps:
+        body.append(f"{ind}{s.name} = {pr.doprint(e)}")
+    body.append(f"{ind}# reverse: adjoints, output first")
+    adj = {}
+    for name in [n.name for n in reversed(nodes)] + list(leaves):
+        if name not in need_set and name != graph.output:
+            continue
+        a = _var("a", name)
+        adj[name] = a
+        if name == graph.output:
+            body.append(f"{ind}{a} = 1.0")
+            continue
+        terms = []
+        for c in graph.children[name]:
+            if (c, name) in pedge:
+                e = pedge[(c, name)]
+                if e == 0:
+                    continue
+                terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
+        body.append(f"{ind}{a} = {' + '.join(terms) if terms else '0.0'}")
+    head = body
+
+    def names_tuple(items, fmt):
+        return "{" + ", ".join(f"{k!r}: {fmt(k)}" for k in items) + "}"
+
+    node_names = [n.name for n in nodes]
+    zero = "0.0"
+    pointwise = [f"def gradient({args}):",
+                 f'    """Values, adjoints and the gradient of {graph.output}, elementwise (broadcast)."""']
+    pointwise += ["    " + line for line in head]
+    pointwise.append(f"        _values = {names_tuple(list(leaves) + node_names, lambda k: '_full(' + names[k] + ', _shape)')}")
+    pointwise.append(f"        _adjoints = {names_tuple(node_names, lambda k: '_full(' + adj.get(k, zero) + ', _shape)')}")
+    pointwise.append(f"        _gradient = {names_tuple(wrt, lambda k: '_full(' + adj.get(k, zero) + ', _shape)')}")
+    pointwise.append("    return _values, _adjoints, _gradient")
+
+    def total_of(w):
+        if w not in adj:
+            return "0.0"
+        if graph.is_leaf(w):
+            parts = []
+            for c in graph.children[w]:
+                if (c, w) in pedge:
+                    e = pedge[(c, w)]
+                    if e == 0:
+                        continue
+                    parts.append(f"_total({adj[c]}, _shape)" if e == 1 else f"_dot({adj[c]}, {pr.doprint(e)}, _shape)")
+            return " + ".join(parts) or "0.0"
+        return f"_total({adj[w]}, _shape)"
+
+    totals = [f"def totals({args}):",
+              f'    """The batch total of {graph.output} and of each gradient, and the batch size."""']
+    # the totals function needs adjoints of nodes only; wrt leaves are reduced by dot products
+    for line in head:
+        if any(line.strip().startswith(_var("a", w) + " =") for w in wrt if graph.is_leaf(w)):
+            continue
+        totals.append("    " + line)
+    totals.append(f"        _gradient = {names_tuple(wrt, total_of)}")
+    totals.append(f"        return _total({names[graph.output]}, _shape), _gradient, math.prod(_shape)")
+
+    header = f'"""{doc}"""\n' if doc else ""
+    return (header + "import math\n" + RUNTIME + "\n\n" + "\n".join(pointwise) + "\n\n\n" + "\n".join(totals) + "\n")
+
+
+class CompiledGradient:
+    """``grad(**leaves)`` -> Evaluation; ``grad.sum(**batch)`` / ``grad.mean(**batch)`` -> Totals."""
+
+    def __init__(self, graph: Graph, wrt: tuple[str, ...], source: str, definition=None):
+        self.graph = graph
+        self.output = graph.output
+        self.wrt = tuple(wrt)
+        self.leaves = graph.leaves
+        self.source = source
+        self.definition = definition
+        namespace: dict = {"__name__": "derivator_compiled"}
+        exec(compile(source, f"<derivator:{graph.output}>", "exec"), namespace)  # our generated code only
+        self._pointwise = namespace["gradient"]
+        self._totals = namespace["totals"]
+
+    def _args(self, kwargs):
+        missing = [x for x in self.leaves if x not in kwargs]
+        if missing:
+            raise UsageError("no value for " + ", ".join(missing),
+                             hint="every leaf needs a value: " + ", ".join(self.leaves))
+        unknown = [k for k in kwargs if k not in self.leaves]
+        if unknown:
+            raise UsageError("not a leaf of the graph: " + ", ".join(unknown),
+                             hint="the leaves are " + ", ".join(self.leaves))
+        return [kwargs[x] for x in self.leaves]
+
+    def __call__(self, **leaves) -> Evaluation:
+        values, adjoints, gradient = self._pointwise(*self._args(leaves))
+        return Evaluation(self.output, values[self.output], values, gradient, adjoints)
+
+    def sum(self, **batch) -> Totals:
+        value, gradient, n = self._totals(*self._args(batch))
+        return Totals(self.output, float(value), {k: float(v) for k, v in gradient.items()}, int(n))
+
+    def mean(self, **batch) -> Totals:
+        t = self.sum(**batch)
+        n = max(t.count, 1)
+        return Totals(self.output, t.value / n, {k: v / n for k, v in t.gradient.items()}, t.count)
+
+    def __repr__(self):
+        return (f"<CompiledGradient ∂{self.output}/∂({', '.join(self.wrt[:6])}{', …' if len(self.wrt) > 6 else ''})"
+                f" of {len(self.leaves)} leaves>")
+
+
+def compile_graph(graph: Graph, wrt, partial, definition=None, doc: str = "") -> CompiledGradient:
+    return CompiledGradient(graph, tuple(wrt), generate(graph, tuple(wrt), partial, doc=doc), definition)
+
+
+def finite(x) -> bool:
+    return all(math.isfinite(v) for v in np.ravel(x))

@@ -1,0 +1,254 @@
+"""Render: derivations -> Markdown or LaTeX, through jinja2 templates only.
+
+Takes one or more ``Derivation`` objects of the same definition; gives text.
+This module turns the derivations into plain data (math already printed by
+``printing.py``) and hands it to one template; all prose and markup live in
+``templates/``. The LaTeX environment uses ``<< >>`` and ``<% %>`` as
+delimiters (no clash with braces), both use ``StrictUndefined``, and a
+user's template folder, when given, comes first on the search path.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jinja2
+import mpmath
+import sympy as sp
+
+from .check import DIGITS
+from .derivation import Derivation
+from .errors import VerificationError
+from .expr import symbol
+from .mpeval import NotReal, evaluate
+from .printing import escape_md, escape_tex, format_number, tex, tex_lines, tex_name
+
+JSON_PATHS = 1000           # paths listed in JSON (path_count is always exact)
+PICTURE_NODES = 80          # larger graphs get no picture
+
+
+def template_dir() -> str:
+    return str(resources.files("derivator.templates"))
+
+
+def _env(kind: str, user_dir: str | None = None) -> jinja2.Environment:
+    paths = ([user_dir] if user_dir else []) + [template_dir()]
+    opts = dict(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    if kind == "tex":
+        opts.update(block_start_string="<%", block_end_string="%>", variable_start_string="<<",
+                    variable_end_string=">>", comment_start_string="<#", comment_end_string="#>")
+    env = jinja2.Environment(**opts)
+    env.filters["esc"] = escape_tex if kind == "tex" else escape_md
+    env.filters["num"] = format_number
+    env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    return env
+
+
+# ------------------------------------------------------------- numbers ---
+
+def point_values(graph, at: dict) -> dict | None:
+    """Every leaf and node at the point, in mpmath; None where a leaf has no value."""
+    if not at or any(x not in at for x in graph.leaves):
+        return None
+    with mpmath.workdps(DIGITS):
+        env = {symbol(k): mpmath.mpf(repr(float(at[k]))) for k in graph.leaves}
+        try:
+            for n in graph.nodes:
+                env[symbol(n.name)] = evaluate(n.expr, env)
+        except (NotReal, ZeroDivisionError, OverflowError, ValueError):
+            return None
+    return env
+
+
+def _val(expr, env) -> float:
+    with mpmath.workdps(DIGITS):
+        try:
+            return float(evaluate(expr, env))
+        except (NotReal, ZeroDivisionError, OverflowError, ValueError):
+            return float("nan")
+
+
+# ------------------------------------------------------------- context ---
+
+def _frac(top: str, bottom: str, display) -> str:
+    return r"\frac{\partial " + tex_name(top, display) + r"}{\partial " + tex_name(bottom, display) + "}"
+
+
+def _graph_picture(d: Derivation, display) -> dict | None:
+    g = d.graph
+    names = g.ancestors(g.output)
+    if len(names) > PICTURE_NODES:
+        return None
+    on_nodes = set(d.cone.nodes)
+    on_edges = set(d.cone.edges)
+    level: dict[str, int] = {}
+    for x in g.leaves:
+        level[x] = 0
+    for n in g.nodes:
+        level[n.name] = 1 + max((level[p] for p in n.parents), default=-1)
+    # leaves sit one column before their first user
+    for x in g.leaves:
+        kids = [c for c in g.children[x] if c in names]
+        if kids:
+            level[x] = max(0, min(level[c] for c in kids) - 1)
+    columns: dict[int, list[str]] = {}
+    for x in names:
+        columns.setdefault(level[x], []).append(x)
+    ids = {x: f"n{i}" for i, x in enumerate(names)}
+    nodes = []
+    for col, members in sorted(columns.items()):
+        for row, x in enumerate(members):
+            nodes.append({"id": ids[x], "name": x, "tex": tex_name(x, display), "x": col * 2.4,
+                          "y": -(row - (len(members) - 1) / 2) * 0.9, "leaf": g.is_leaf(x),
+                          "on": x in on_nodes, "target": x == d.wrt, "output": x == g.output})
+    edges = []
+    for n in g.nodes:
+        if n.name not in names:
+            continue
+        for p in n.parents:
+            edges.append({"src": ids[p], "dst": ids[n.name], "on": (n.name, p) in on_edges})
+    return {"nodes": nodes, "edges": edges,
+            "highlight": [i for i, e in enumerate(edges) if e["on"]]}
+
+
+def _partial_ctx(p, display, env):
+    out = {"child": p.child, "parent": p.parent, "frac": _frac(p.child, p.parent, display),
+           "tex": tex(p.expr, display), "lines": tex_lines(p.expr, display), "rules": list(p.rules),
+           "check": p.check.as_dict()}
+    if env is not None:
+        vals = {s.name: float(v) for s, v in env.items()}
+        out["numbers"] = tex(p.expr, display, values=vals) if p.expr.free_symbols else None
+        out["value"] = _val(p.expr, env)
+    return out
+
+
+def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
+    first = derivations[0]
+    g = first.graph
+    display = dict(first.display)
+    at = dict(first.at)
+    env = point_values(g, at)
+    vals = {s.name: float(v) for s, v in env.items()} if env is not None else None
+    relevant = g.ancestors(g.output)
+    equations = []
+    for n in g.nodes:
+        if n.name not in relevant:
+            continue
+        e = {"name": n.name, "tex": tex_name(n.name, display), "rhs": tex(n.expr, display),
+             "lines": tex_lines(n.expr, display)}
+        if vals is not None:
+            e["numbers"] = tex(n.expr, display, values=vals)
+            e["value"] = vals[n.name]
+        equations.append(e)
+
+    # local partials shared by every derivation of the document, output side first
+    seen: dict = {}
+    for d in derivations:
+        for p in d.partials:
+            seen.setdefault((p.child, p.parent), p)
+    partials = [_partial_ctx(p, display, env) for p in seen.values()]
+    rules_used: dict[str, str] = {}
+    from .rules import RULES
+    by_name = {r.name: r.formula for r in RULES.values()}
+    for p in seen.values():
+        for r in p.rules:
+            rules_used.setdefault(r, by_name.get(r, ""))
+
+    ders = []
+    for d in derivations:
+        by_edge = {(p.child, p.parent): p for p in d.partials}
+        paths = [{"names": list(p), "tex": r" \to ".join(tex_name(x, display) for x in p),
+                  "leibniz": " ".join(_frac(a, b, display) for a, b in zip(p, p[1:])),
+                  "product": tex(sp.Mul(*[by_edge[(a, b)].expr for a, b in zip(p, p[1:])]), display)}
+                 for p in d.paths]
+        acc = []
+        for a in d.accumulation:
+            item = {"node": a.node, "delta": tex_name("delta_" + a.node, display), "name": tex_name(a.node, display),
+                    "frac": _frac(d.output, a.node, display) if a.node != d.output else None,
+                    "terms": [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, a.node)].expr, display),
+                               "one": by_edge[(c, a.node)].expr == 1}
+                              for c in a.children],
+                    "lines": tex_lines(a.expr, display) if a.expr is not None else None}
+            if env is not None:
+                item["value"] = _delta_value(d, a.node, env)
+            acc.append(item)
+        item = {
+            "wrt": d.wrt, "wrt_tex": tex_name(d.wrt, display), "frac": _frac(d.output, d.wrt, display),
+            "path_count": d.path_count, "paths": paths, "all_paths_shown": d.all_paths_shown,
+            "path_sum_lines": tex_lines(d.path_sum, display) if d.path_sum is not None else None,
+            "accumulation": acc, "result": tex(d.result, display), "result_lines": tex_lines(d.result, display),
+            "result_str": sp.sstr(d.result), "check": d.check.as_dict(), "picture": _graph_picture(d, display),
+            "factored_differs": d.path_sum is not None and d.path_sum != d.result,
+            "value": None, "descent": None,
+        }
+        if env is not None:
+            item["value"] = _delta_value(d, d.wrt, env)
+            item["result_numbers"] = tex(d.result, display, values=vals) if d.result.free_symbols else None
+            if d.lr is not None and g.is_leaf(d.wrt):
+                old = float(at[d.wrt])
+                item["descent"] = {"lr": d.lr, "old": old, "new": old - d.lr * item["value"]}
+        ders.append(item)
+    return {
+        "title": first.title, "source": first.graph.output, "output": first.output,
+        "output_tex": tex_name(first.output, display), "fragment": fragment,
+        "equations": equations, "leaves": [{"name": x, "tex": tex_name(x, display),
+                                           "value": vals.get(x) if vals else None} for x in g.leaves if x in relevant],
+        "partials": partials, "rules": [{"name": k, "formula": v} for k, v in rules_used.items()],
+        "derivations": ders, "has_numbers": env is not None, "lr": first.lr,
+        "at_missing": [x for x in g.leaves if x not in at] if at else None,
+    }
+
+
+def _delta_value(d: Derivation, name: str, env) -> float:
+    """δ_name at the point, by this derivation's own partials (reverse accumulation)."""
+    by_edge = {(p.child, p.parent): p for p in d.partials}
+    on = set(d.cone.nodes)
+    delta = {d.output: mpmath.mpf(1)}
+    with mpmath.workdps(DIGITS):
+        for a in d.accumulation:
+            if a.node == d.output:
+                continue
+            try:
+                delta[a.node] = mpmath.fsum(delta[c] * evaluate(by_edge[(c, a.node)].expr, env) for c in a.children if c in on)
+            except (NotReal, ZeroDivisionError, OverflowError, ValueError):
+                return float("nan")
+    return float(delta.get(name, 0))
+
+
+def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, template_path: str | None = None) -> str:
+    """Markdown (``md``) or LaTeX (``tex``) for one or more derivations of one definition."""
+    bad = [f for d in derivations for f in d.failures]
+    if bad:
+        raise VerificationError("the derivation did not pass its checks, so no document is written: " + "; ".join(bad))
+    ctx = context(derivations, fragment=fragment)
+    env = _env(fmt, template_path)
+    name = {"md": "derivation.md.j2", "tex": "fragment.tex.j2" if fragment else "derivation.tex.j2"}[fmt]
+    return env.get_template(name).render(**ctx)
+
+
+# ---------------------------------------------------------------- JSON ---
+
+def derivation_json(d: Derivation, graph_paths=None) -> dict:
+    from itertools import islice
+
+    from .paths import iter_paths
+    paths = [list(p) for p in islice(iter_paths(d.graph, d.wrt), JSON_PATHS)] if d.path_count else []
+    steps: list[dict] = []
+    for n in d.graph.nodes:
+        if n.name in d.cone.nodes:
+            steps.append({"kind": "definition", "name": n.name, "expression": sp.sstr(n.expr),
+                          "latex": tex(n.expr, dict(d.display))})
+    steps.append({"kind": "paths", "count": d.path_count, "shown": [list(p) for p in d.paths]})
+    for p in d.partials:
+        steps.append({"kind": "local", "of": p.child, "wrt": p.parent, "expression": sp.sstr(p.expr),
+                      "rules": list(p.rules), "check": p.check.as_dict()})
+    if d.path_sum is not None:
+        steps.append({"kind": "chain", "paths": [list(p) for p in d.paths],
+                      "expression": sp.sstr(d.path_sum)})
+    for a in d.accumulation:
+        steps.append({"kind": "accumulate", "node": a.node, "children": list(a.children),
+                      "expression": sp.sstr(a.expr) if a.expr is not None else None})
+    steps.append({"kind": "result", "expression": sp.sstr(d.result), "check": d.check.as_dict()})
+    return {"output": d.output, "wrt": d.wrt, "path_count": d.path_count, "paths": paths,
+            "result": sp.sstr(d.result), "verified": d.verified, "check": d.check.as_dict(), "steps": steps}
