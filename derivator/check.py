@@ -85,6 +85,7 @@ class Points:
     def __init__(self, graph, at: dict | None = None, count: int = POINTS):
         self.graph = graph
         self.envs: list[dict] = []
+        self._caches: list[dict] = []
         rng = random.Random(_SEED)
         with mpmath.workdps(DIGITS):
             if at and all(name in at for name in graph.leaves):
@@ -98,6 +99,13 @@ class Points:
                 env = self._env({n: mpmath.mpf(rng.uniform(lo, hi)) for n in graph.leaves})
                 if env is not None:
                     self.envs.append(env)
+
+    @property
+    def caches(self) -> list[dict]:
+        """One evaluation cache per point, shared by every check at that point."""
+        while len(self._caches) < len(self.envs):
+            self._caches.append({})
+        return self._caches
 
     def _env(self, leaves: dict):
         env = {symbol(k): v for k, v in leaves.items()}
@@ -138,14 +146,30 @@ def numeric_equal(mine: sp.Expr, ref: sp.Expr, points: Points, ref_env=None) -> 
     return True, used, mpmath.nstr(worst, 3)
 
 
-def check_local(child_expr: sp.Expr, parent: str, mine_raw: sp.Expr, points: Points) -> Check:
-    """∂child/∂parent by the rules (in the parents' symbols) against sympy.diff."""
-    ref = sp.diff(child_expr, symbol(parent))
-    if mine_raw == ref:
+def random_envs(symbols, count: int = POINTS) -> list[dict]:
+    """Random values for free symbols: half in (−1.5, 1.5), half in (0.1, 0.9)."""
+    rng = random.Random(_SEED)
+    syms = sorted(symbols, key=lambda s: s.name)
+    out = []
+    with mpmath.workdps(DIGITS):
+        for k in range(2 * count):
+            lo, hi = (-1.5, 1.5) if k % 2 == 0 else (0.1, 0.9)
+            out.append({s: mpmath.mpf(rng.uniform(lo, hi)) for s in syms})
+    return out
+
+
+class _Envs:
+    def __init__(self, envs):
+        self.envs = envs
+
+
+def check_local(expr: sp.Expr, var: sp.Symbol, mine: sp.Expr, ref: sp.Expr) -> Check:
+    """∂expr/∂var by the rules against sympy.diff's ``ref``."""
+    if mine == ref:
         return Check("identical", "identical to sympy's diff of the definition", True)
-    if symbolic_zero(mine_raw - ref):
+    if symbolic_zero(mine - ref):
         return Check("symbolic", "equal to sympy's diff of the definition (the difference expands to 0)", True)
-    ok, used, info = numeric_equal(mine_raw, ref, points)
+    ok, used, info = numeric_equal(mine, ref, _Envs(random_envs(expr.free_symbols | {var})))
     if ok:
         return Check("numeric", f"equal to sympy's diff of the definition at {used} random points "
                                 f"(mpmath, {DIGITS} digits)", True)
@@ -177,33 +201,33 @@ def check_result_composed(graph, wrt: str, result: sp.Expr, points: Points, subs
     return Check("numeric", f"NOT equal to sympy's diff of the output written in the leaves ({info})", False)
 
 
-def forward_values(graph, wrt: str, ref_partials, env) -> mpmath.mpf:
-    """∂output/∂wrt at one point by forward accumulation of sympy.diff's local partials."""
+def forward_values(graph, wrt: str, ref_value, k: int) -> mpmath.mpf:
+    """∂output/∂wrt at point ``k`` by forward accumulation of sympy.diff's local partials.
+
+    ``ref_value(child, parent, k)`` is the value of sympy's ∂child/∂parent there."""
     tangent = {wrt: mpmath.mpf(1)}
-    cache: dict = {}
     for n in graph.nodes:
         if n.name == wrt:
             continue
-        t = mpmath.mpf(0)
-        hit = False
+        t = None
         for p in n.parents:
             tp = tangent.get(p)
-            if tp is None or tp == 0:
+            if tp is None:
                 continue
-            hit = True
-            t += evaluate(ref_partials(n.name, p), env, cache) * tp
-        if hit:
+            term = ref_value(n.name, p, k) * tp
+            t = term if t is None else t + term
+        if t is not None:
             tangent[n.name] = t
     return tangent.get(graph.output, mpmath.mpf(0))
 
 
-def check_result_forward(graph, wrt: str, result: sp.Expr, points: Points, ref_partials, extend=None) -> Check:
+def check_result_forward(graph, wrt: str, result: sp.Expr, points: Points, ref_value, extend=None) -> Check:
     used = 0
     with mpmath.workdps(DIGITS):
-        for env in points.envs:
+        for k, env in enumerate(points.envs):
             try:
-                b = forward_values(graph, wrt, ref_partials, env)
-                a = evaluate(result, extend(env) if extend else env)
+                b = forward_values(graph, wrt, ref_value, k)
+                a = evaluate(result, extend(env)) if extend else evaluate(result, env, points.caches[k])
             except (NotReal, ZeroDivisionError, OverflowError, ValueError):
                 continue
             if not (mpmath.isfinite(a) and mpmath.isfinite(b)):

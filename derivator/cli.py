@@ -88,23 +88,29 @@ def write_output(text: str, path: str | None) -> None:
         raise UsageError(f"cannot write: {e.strerror}", source=path) from None
 
 
-def _progress(quiet: bool):
-    if quiet or not sys.stderr.isatty():
-        return None
+def _progress(quiet: bool, total: int):
+    """A tqdm bar on standard error: only on a terminal, never with --quiet, only for several names."""
+    if quiet or total < 2 or not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc="deriving", unit="gradient", file=sys.stderr, leave=False, disable=None)
 
-    def show(i, n, name):
-        sys.stderr.write(f"\rderiving {i}/{n}: {name}\033[K")
-        if i == n:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-    return show
+    def step(i, n, name):
+        bar.set_postfix_str(name, refresh=False)
+        bar.update(1)
+    return step, bar
 
 
 def cmd_derive(a) -> int:
     d = api.load(a.file)
     if a.max_paths < 1:
         raise UsageError("--max-paths must be at least 1")
-    ders = api.derive_all(d, a.wrt, max_paths=a.max_paths, progress=_progress(a.quiet))
+    step, bar = _progress(a.quiet, len(a.wrt or d.wrt))
+    try:
+        ders = api.derive_all(d, a.wrt, max_paths=a.max_paths, progress=step)
+    finally:
+        if bar is not None:
+            bar.close()
     bad = [f for x in ders for f in x.failures]
     if bad:
         raise VerificationError("the derivation did not pass its checks; nothing was written:\n  " + "\n  ".join(bad))

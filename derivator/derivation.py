@@ -114,15 +114,35 @@ class Derivation:
                 f"{self.path_count} path(s); {status}>")
 
 
+def _canon(i: int) -> sp.Symbol:
+    return symbol(f"_p{i}")
+
+
+class _Shape:
+    """One local-derivative shape: a node's expression with its parents renamed _p0, _p1, …"""
+
+    __slots__ = ("raw", "rules", "check", "ref")
+
+    def __init__(self, raw, rules, check, ref):
+        self.raw, self.rules, self.check, self.ref = raw, rules, check, ref
+
+
 class Workspace:
-    """Local partials of one graph, each computed and checked once."""
+    """Local partials of one graph, each computed and checked once.
+
+    Partials are derived and checked once per *shape* (the node's expression
+    with its parents renamed in order), then renamed back: the 56 sigmoid
+    nodes of a deep network share one derivation and one check of σ′.
+    Differentiation commutes with renaming variables, so this is exact.
+    """
 
     def __init__(self, graph: Graph, at: dict | None = None):
         self.graph = graph
         self._partials: dict[tuple[str, str], LocalPartial] = {}
         self._ref: dict[tuple[str, str], Any] = {}
+        self._shapes: dict[tuple, _Shape] = {}
         self._points: Points | None = None
-        self._composed: dict | None = None
+        self._refvals: dict = {}
         self.at = at
 
     @property
@@ -131,27 +151,49 @@ class Workspace:
             self._points = Points(self.graph, self.at)
         return self._points
 
+    def _shape(self, child: str, parent: str) -> tuple[_Shape, dict]:
+        node = self.graph.node(child)
+        canon = {symbol(p): _canon(i) for i, p in enumerate(node.parents)}
+        index = node.parents.index(parent)
+        cexpr = node.expr.xreplace(canon)
+        key = (cexpr, index)
+        shape = self._shapes.get(key)
+        if shape is None:
+            var = _canon(index)
+            raw, rules = local_derivative(cexpr, var)
+            ref = sp.diff(cexpr, var)
+            if raw == ref:
+                result = Check("identical", "identical to sympy's diff of the definition", True)
+            else:
+                result = checks.check_local(cexpr, var, raw, ref)
+            shape = self._shapes[key] = _Shape(raw, rules, result, ref)
+        return shape, {v: k for k, v in canon.items()}
+
     def reference_partial(self, child: str, parent: str):
         key = (child, parent)
         if key not in self._ref:
-            self._ref[key] = sp.diff(self.graph.node(child).expr, symbol(parent))
+            shape, back = self._shape(child, parent)
+            self._ref[key] = shape.ref.xreplace(back)
         return self._ref[key]
+
+    def reference_value(self, child: str, parent: str, k: int):
+        """sympy's ∂child/∂parent at check point ``k`` (mpmath), computed once."""
+        key = (child, parent, k)
+        v = self._refvals.get(key)
+        if v is None:
+            from .mpeval import evaluate
+            v = self._refvals[key] = evaluate(self.reference_partial(child, parent), self.points.envs[k])
+        return v
 
     def partial(self, child: str, parent: str) -> LocalPartial:
         key = (child, parent)
         if key not in self._partials:
             node = self.graph.node(child)
-            raw, rules = local_derivative(node.expr, symbol(parent))
-            named = raw.xreplace({node.expr: node.symbol}) if node.expr.has(symbol(parent)) else raw
-            result = self._check_local(node, parent, raw)
-            self._partials[key] = LocalPartial(child, parent, named, rules, result)
+            shape, back = self._shape(child, parent)
+            raw = shape.raw.xreplace(back)
+            named = raw.xreplace({node.expr: node.symbol}) if raw.has(node.expr) else raw
+            self._partials[key] = LocalPartial(child, parent, named, shape.rules, shape.check)
         return self._partials[key]
-
-    def _check_local(self, node, parent, raw) -> Check:
-        ref = self.reference_partial(node.name, parent)
-        if raw == ref:
-            return Check("identical", "identical to sympy's diff of the definition", True)
-        return checks.check_local(node.expr, parent, raw, self.points)
 
     def composed(self, keep: str) -> dict | None:
         g = self.graph
@@ -241,4 +283,4 @@ def _check_result(graph, wrt, result, path_sum, ws: Workspace, cn: Cone, written
     if subs is not None:
         return checks.check_result_composed(graph, wrt, result, ws.points, subs)
     extend = None if written else (lambda env: _adjoint_env(ws, cn, env))
-    return checks.check_result_forward(graph, wrt, result, ws.points, ws.reference_partial, extend)
+    return checks.check_result_forward(graph, wrt, result, ws.points, ws.reference_value, extend)

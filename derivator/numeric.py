@@ -124,6 +124,13 @@ class Totals:
         return f"<Totals {self.output} = {self.value!r} over {self.count} samples>"
 
 
+def _docstring(text: str) -> str:
+    """A triple-quoted docstring that no text (a user's title) can close early."""
+    clean = "".join(ch if ch == "\n" or (ord(ch) >= 32 and ord(ch) != 127) else " " for ch in text)
+    clean = clean.replace("\\", "\\\\").replace('"', '\\"')
+    return '"""' + clean + '"""'
+
+
 def _var(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
 
@@ -221,7 +228,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", do
     totals.append(f"        _gradient = {names_tuple(wrt, total_of)}")
     totals.append(f"        return _total({names[graph.output]}, _shape), _gradient, math.prod(_shape)")
 
-    header = f'"""{doc}"""\n' if doc else ""
+    header = _docstring(doc) + "\n" if doc else ""
     return (header + "import math\n" + RUNTIME + "\n\n" + "\n".join(pointwise) + "\n\n\n" + "\n".join(totals) + "\n")
 
 
