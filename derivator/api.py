@@ -25,6 +25,15 @@ def workspace(definition: Definition) -> Workspace:
     return Workspace(_graph(definition), definition.at_dict or None)
 
 
+@lru_cache(maxsize=16)
+def _stable(definition: Definition):
+    """The graph rewritten for floating point, its workspace, and the bypassed nodes."""
+    from .stable import stabilize
+    g, bypassed = stabilize(_graph(definition))
+    ws = workspace(definition) if g is _graph(definition) else Workspace(g, definition.at_dict or None)
+    return g, ws, bypassed
+
+
 def graph(definition: Definition) -> Graph:
     """The computational graph of a definition."""
     return _graph(definition)
@@ -68,12 +77,13 @@ def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, 
 def compile(definition: Definition, wrt=None) -> CompiledGradient:  # noqa: A001 (SPEC's name)
     """The gradient of the output for every ``wrt`` as one compiled NumPy function."""
     names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
-    ws = workspace(definition)
+    g, ws, bypassed = _stable(definition)
     doc = (f"Compiled by derivator from {definition.source}"
            + (f" ({definition.title})" if definition.title else "")
            + f":\nthe values, adjoints and gradient of {definition.output} with respect to "
            + ", ".join(names) + ",\nby reverse accumulation over the checked local partials of its derivation.")
-    return compile_graph(_graph(definition), names, ws.partial, definition, doc=doc)
+    return compile_graph(g, names, ws.partial, definition, doc=doc, bypassed=bypassed,
+                         original_partial=workspace(definition).partial)
 
 
 __all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph"]

@@ -151,14 +151,22 @@ def evaluate(d, overrides: dict, lr: float | None) -> dict:
                          hint="add them to `at:` in the file, or pass --at NAME=VALUE")
     grad = api.compile(d)
     out = grad(**{x: at[x] for x in g.leaves})
+    def num(v):
+        v = float(v)
+        return v if math.isfinite(v) else None
+
     result = {"output": d.output, "value": float(out.value),
-              "values": {k: float(v) for k, v in out.values.items()},
+              "values": {k: num(v) for k, v in out.values.items()},
               "gradient": {k: float(v) for k, v in out.gradient.items()},
-              "adjoints": {k: float(v) for k, v in out.adjoints.items()}}
-    bad = [k for k, v in list(result["values"].items()) + list(result["gradient"].items()) if not math.isfinite(v)]
+              "adjoints": {k: num(v) for k, v in out.adjoints.items()}}
+    bad = [k for k, v in [(d.output, result["value"])] + list(result["gradient"].items()) if not math.isfinite(v)]
     if bad:
-        raise UsageError("the values are not finite at this point: " + ", ".join(bad[:8]), source=d.source,
-                         hint="check the inputs (log of a non-positive number? division by zero?)")
+        raise UsageError("the output or its gradient is not finite at this point: " + ", ".join(bad[:8]),
+                         source=d.source, hint="check the inputs (log of a non-positive number? division by zero?)")
+    over = [k for k, v in list(result["values"].items()) + list(result["adjoints"].items()) if v is None]
+    if over:
+        sys.stderr.write("derivator: warning: not finite in float64 at this point (shown as null): "
+                         + ", ".join(dict.fromkeys(over)) + "\n")
     rate = lr if lr is not None else d.lr
     if rate is not None:
         result["updated"] = {k: at[k] - rate * v for k, v in result["gradient"].items() if k in at}

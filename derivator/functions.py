@@ -118,6 +118,22 @@ class Min2(Function):
         return self.args[0].is_real and self.args[1].is_real
 
 
+class logsumexp(Function):
+    """log(Σ exp(u_k)): not a definition function; ``stable.py`` writes softmax losses with it."""
+
+    @classmethod
+    def eval(cls, *args):
+        if not args:
+            raise TypeError("logsumexp needs at least one argument")
+        return None
+
+    def fdiff(self, argindex=1):
+        return exp(self.args[argindex - 1]) / sp.Add(*[exp(a) for a in self.args])
+
+    def _eval_is_real(self):
+        return all(a.is_real for a in self.args)
+
+
 def _fold(cls):
     """max/min of two or more arguments, folded left into binary calls."""
     def build(*args):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import mpmath
 import sympy as sp
 
-from .functions import Max2, Min2, relu, sigmoid, softplus
+from .functions import Max2, Min2, logsumexp, relu, sigmoid, softplus
 
 
 def _heaviside(x, h0=None):
@@ -34,6 +34,7 @@ FUNCS = {
     sp.Abs: abs, sp.sign: lambda x: mpmath.sign(x), sigmoid: _mp_sigmoid, softplus: _mp_softplus,
     relu: lambda x: x if x > 0 else mpmath.mpf(0),
     Max2: lambda a, b: a if a >= b else b, Min2: lambda a, b: a if a <= b else b,
+    logsumexp: lambda *u: max(u) + mpmath.log(mpmath.fsum(mpmath.exp(x - max(u)) for x in u)),
     sp.Heaviside: _heaviside, sp.DiracDelta: lambda x, *k: mpmath.mpf(0) if x != 0 else mpmath.inf,
 }
 

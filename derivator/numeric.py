@@ -40,6 +40,14 @@ def _relu(x):
     return numpy.maximum(x, 0.0)
 
 
+def _logsumexp(*u):
+    m = u[0]
+    for x in u[1:]:
+        m = numpy.maximum(m, x)
+    m = numpy.where(numpy.isfinite(m), m, 0.0)
+    return m + numpy.log(sum(numpy.exp(x - m) for x in u))
+
+
 def _step(x, at_zero):
     return numpy.where(x > 0, 1.0, numpy.where(x < 0, 0.0, at_zero))
 
@@ -83,6 +91,9 @@ class _Printer(NumPyPrinter):
 
     def _print_relu(self, e):
         return f"_relu({self._print(e.args[0])})"
+
+    def _print_logsumexp(self, e):
+        return f"_logsumexp({', '.join(self._print(a) for a in e.args)})"
 
     def _print_Max2(self, e):
         return f"numpy.maximum({self._print(e.args[0])}, {self._print(e.args[1])})"
@@ -135,8 +146,13 @@ def _var(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
 
 
-def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", doc: str = "") -> str:
-    """The module source: ``gradient(...)`` per sample and ``totals(...)`` over a batch."""
+def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypassed=None, original_partial=None) -> str:
+    """The module source: ``gradient(...)`` per sample and ``totals(...)`` over a batch.
+
+    ``graph`` is the graph the code computes with (``stable.stabilize``'s);
+    ``bypassed`` maps a node to the children that a rewrite stopped using it,
+    whose ``original_partial`` still counts in the adjoint that is reported."""
+    bypassed = bypassed or {}
     relevant = set(graph.ancestors(graph.output))
     names = {n: _var("v", n) for n in graph.names}
     pr = _Printer(names)
@@ -160,7 +176,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", do
 
     args = ", ".join(names[x] for x in leaves)
     body: list[str] = []
-    body.append("with numpy.errstate(over='ignore'):")
+    body.append("with numpy.errstate(over='ignore', divide='ignore'):")
     ind = "    "
     for x in leaves:
         body.append(f"{ind}{names[x]} = numpy.asarray({names[x]}, dtype=float)")
@@ -189,6 +205,19 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", do
                     continue
                 terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
         body.append(f"{ind}{a} = {' + '.join(terms) if terms else '0.0'}")
+    report = dict(adj)
+    for name in [n.name for n in reversed(nodes)]:      # children's reports first
+        kids = bypassed.get(name, ())
+        extra = []
+        for c in kids:
+            if c in report:
+                e = original_partial(c, name).expr
+                if e != 0:
+                    extra.append(report[c] if e == 1 else f"{report[c]} * ({pr.doprint(e)})")
+        if extra:
+            report[name] = _var("r", name)
+            own = [adj[name]] if name in adj else []
+            body.append(f"{ind}{report[name]} = {' + '.join(own + extra)}  # the adjoint as written, for the report")
     head = body
 
     def names_tuple(items, fmt):
@@ -200,7 +229,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", do
                  f'    """Values, adjoints and the gradient of {graph.output}, elementwise (broadcast)."""']
     pointwise += ["    " + line for line in head]
     pointwise.append(f"        _values = {names_tuple(list(leaves) + node_names, lambda k: '_full(' + names[k] + ', _shape)')}")
-    pointwise.append(f"        _adjoints = {names_tuple(node_names, lambda k: '_full(' + adj.get(k, zero) + ', _shape)')}")
+    pointwise.append(f"        _adjoints = {names_tuple(node_names, lambda k: '_full(' + report.get(k, zero) + ', _shape)')}")
     pointwise.append(f"        _gradient = {names_tuple(wrt, lambda k: '_full(' + adj.get(k, zero) + ', _shape)')}")
     pointwise.append("    return _values, _adjoints, _gradient")
 
@@ -223,6 +252,8 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, title: str = "", do
     # the totals function needs adjoints of nodes only; wrt leaves are reduced by dot products
     for line in head:
         if any(line.strip().startswith(_var("a", w) + " =") for w in wrt if graph.is_leaf(w)):
+            continue
+        if line.strip().startswith("r_"):
             continue
         totals.append("    " + line)
     totals.append(f"        _gradient = {names_tuple(wrt, total_of)}")
@@ -258,12 +289,29 @@ class CompiledGradient:
                              hint="the leaves are " + ", ".join(self.leaves))
         return [kwargs[x] for x in self.leaves]
 
+    def _nonfinite_inputs(self, args) -> None:
+        """Raise UsageError naming the first input that holds NaN or ±inf."""
+        for name, x in zip(self.leaves, args):
+            a = np.asarray(x, dtype=float)
+            bad = ~np.isfinite(a)
+            if bad.any():
+                where = "" if a.ndim == 0 else f" (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})"
+                raise UsageError(f"input {name} holds NaN or an infinite value{where}",
+                                 hint="derivator refuses non-finite inputs instead of passing them on")
+
     def __call__(self, **leaves) -> Evaluation:
-        values, adjoints, gradient = self._pointwise(*self._args(leaves))
+        """Per-sample values, adjoints and gradient; NaN or infinite inputs raise UsageError."""
+        args = self._args(leaves)
+        self._nonfinite_inputs(args)
+        values, adjoints, gradient = self._pointwise(*args)
         return Evaluation(self.output, values[self.output], values, gradient, adjoints)
 
     def sum(self, **batch) -> Totals:
-        value, gradient, n = self._totals(*self._args(batch))
+        """Batch totals; a non-finite total is traced to its input (UsageError) when one is to blame."""
+        args = self._args(batch)
+        value, gradient, n = self._totals(*args)
+        if not (math.isfinite(value) and all(math.isfinite(v) for v in gradient.values())):
+            self._nonfinite_inputs(args)
         return Totals(self.output, float(value), {k: float(v) for k, v in gradient.items()}, int(n))
 
     def mean(self, **batch) -> Totals:
@@ -276,8 +324,10 @@ class CompiledGradient:
                 f" of {len(self.leaves)} leaves>")
 
 
-def compile_graph(graph: Graph, wrt, partial, definition=None, doc: str = "") -> CompiledGradient:
-    return CompiledGradient(graph, tuple(wrt), generate(graph, tuple(wrt), partial, doc=doc), definition)
+def compile_graph(graph: Graph, wrt, partial, definition=None, doc: str = "", bypassed=None,
+                  original_partial=None) -> CompiledGradient:
+    source = generate(graph, tuple(wrt), partial, doc=doc, bypassed=bypassed, original_partial=original_partial)
+    return CompiledGradient(graph, tuple(wrt), source, definition)
 
 
 def finite(x) -> bool:

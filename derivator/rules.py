@@ -18,7 +18,7 @@ from typing import Callable
 
 import sympy as sp
 
-from .functions import Max2, Min2, relu, sigmoid, softplus
+from .functions import Max2, Min2, logsumexp, relu, sigmoid, softplus
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ RULES: dict[type, Rule] = {
     sp.Abs: Rule("|u|′ = sign(u)", r"|u|' = \operatorname{sign}(u)", lambda u, f: sp.sign(u)),
     Max2: Rule("max rule", r"\frac{\partial \max(a,b)}{\partial a} = [a \ge b]"),
     Min2: Rule("min rule", r"\frac{\partial \min(a,b)}{\partial a} = [a \le b]"),
+    logsumexp: Rule("LSE′ = softmax", r"\frac{\partial}{\partial u_k} \log \sum_j e^{u_j} = e^{u_k - \log \sum_j e^{u_j}}"),
     sp.Add: Rule("sum rule", r"(u + v)' = u' + v'"),
     sp.Mul: Rule("product rule", r"(uv)' = u'v + uv'"),
     "constant": Rule("constant multiple rule", r"(c\,u)' = c\,u'"),
@@ -86,6 +87,9 @@ class _Diff:
             first, second = (sp.Heaviside(a - b, 1), sp.Heaviside(b - a, 0)) if type(e) is Max2 else \
                             (sp.Heaviside(b - a, 1), sp.Heaviside(a - b, 0))
             return first * self.d(a) + second * self.d(b)
+        if type(e) is logsumexp:
+            self.note(logsumexp)
+            return sp.Add(*[sp.exp(u - e) * self.d(u) for u in e.args])
         r = RULES.get(type(e))
         if r is None or r.derivative is None or len(e.args) != 1:
             raise NotImplementedError(f"no rule for {type(e).__name__}")

@@ -395,12 +395,12 @@ def _build(root: _Node, source: str) -> Definition:
 
 def examples() -> list[str]:
     """The names of the examples that ship inside the package."""
-    files = resources.files("derivator.examples")
+    files = resources.files("derivator.example_definitions")
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
 def example_text(name: str) -> str:
-    return (resources.files("derivator.examples") / f"{name}.yaml").read_text(encoding="utf-8")
+    return (resources.files("derivator.example_definitions") / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def load(path: str | os.PathLike) -> Definition:
