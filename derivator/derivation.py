@@ -30,6 +30,7 @@ from .rules import local_derivative
 
 MAX_PATHS = 16              # paths listed in full; above this only the first few are shown
 RESULT_TERMS = 4000         # largest result (in printed terms) given in node symbols
+FACTOR_OPS = 300            # results up to this many operations get sympy's factor_terms
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,8 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
         result = sp.S.Zero
     elif write_out:
         result = delta[wrt]
+        if sp.count_ops(result) <= FACTOR_OPS:
+            result = sp.factor_terms(result)   # (α + β + γ)(δ + ε + ζ); never simplify()
     else:
         # too large to write out: the result in terms of the adjoints of wrt's children
         kids = acc[-1].children

@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .errors import UsageError
+from .errors import UsageError, VerificationError
 from .graph import Graph
 
 RUNTIME = '''\
@@ -168,7 +168,12 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
         for p in n.parents:
             if p in need_set:
                 edges.append((n.name, p))
-    exprs = [partial(c, p).expr for c, p in edges]
+    used = [partial(c, p) for c, p in edges]
+    failed = [f"∂{lp.child}/∂{lp.parent}: {lp.check.detail}" for lp in used if not lp.check.passed]
+    if failed:
+        raise VerificationError("the local derivatives did not pass their checks, so no gradient is compiled: "
+                                + "; ".join(failed))
+    exprs = [lp.expr for lp in used]
     reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), optimizations=None, order="none")
     for s, _ in reps:
         names[s.name] = s.name
@@ -211,7 +216,10 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
         extra = []
         for c in kids:
             if c in report:
-                e = original_partial(c, name).expr
+                lp = original_partial(c, name)
+                if not lp.check.passed:
+                    raise VerificationError(f"∂{c}/∂{name} did not pass its check: {lp.check.detail}")
+                e = lp.expr
                 if e != 0:
                     extra.append(report[c] if e == 1 else f"{report[c]} * ({pr.doprint(e)})")
         if extra:
