@@ -63,6 +63,9 @@ class TexPrinter(LatexPrinter):
         s = r"\operatorname{" + op + r"}\left(" + ", ".join(self._print(a) for a in expr.args) + r"\right)"
         return f"{s}^{{{exp}}}" if exp else s
 
+    def _print_logsumexp(self, expr, exp=None):
+        return self._named("LSE", expr, exp)
+
     def _print_relu(self, expr, exp=None):
         return self._named("relu", expr, exp)
 
@@ -96,34 +99,63 @@ def tex_name(name: str, display=None) -> str:
 
 
 def tex_lines(expr, display=None, values=None, width: int = 72) -> list[str]:
-    """The expression cut at top-level + (or ·) into lines of about ``width`` characters."""
+    """The expression cut at + and · into lines of about ``width`` characters.
+
+    Breaks fall between the terms of a sum and the factors of a product; a
+    term or factor that is itself too wide is cut inside, recursively (a cut
+    sum inside a product gets ``\\Bigl( … \\Bigr)``, which may span lines).
+    """
     p = TexPrinter(display, values)
-    whole = p.doprint(expr)
-    if _visible(whole) <= width or not isinstance(expr, (sp.Add, sp.Mul)):
-        return [whole]
-    if isinstance(expr, sp.Add):
-        parts = [p.doprint(t) for t in sp.Add.make_args(expr)]
-        glue = lambda acc, t: acc + (" - " + t[1:] if t.startswith("-") else " + " + t)
-        first = lambda t: t
-    else:
-        parts = [p.parenthesize(t, sp.printing.precedence.PRECEDENCE["Mul"]) for t in sp.Mul.make_args(expr)]
-        glue = lambda acc, t: acc + r" \cdot " + t
-        first = lambda t: t
+    pieces = _pieces(p, expr, width)
     lines: list[str] = []
-    cur = first(parts[0])
-    for t in parts[1:]:
-        nxt = glue(cur, t)
-        if _visible(nxt) > width and cur:
+    cur = pieces[0]
+    for t in pieces[1:]:
+        if _visible(cur + t) > width and cur:
             lines.append(cur)
-            cur = glue("", t).lstrip()
+            cur = t.lstrip()
         else:
-            cur = nxt
+            cur += t
     lines.append(cur)
     return lines
 
 
+def _pieces(p: TexPrinter, expr, width: int) -> list[str]:
+    """Unbreakable pieces of ``expr``; each after the first carries its glue (+, -, ·)."""
+    whole = p.doprint(expr)
+    if _visible(whole) <= width:
+        return [whole]
+    if isinstance(expr, sp.Add):
+        out: list[str] = []
+        for i, term in enumerate(sp.Add.make_args(expr)):
+            sub = _pieces(p, term, width)
+            if i:
+                sub[0] = " - " + sub[0][1:].lstrip() if sub[0].startswith("-") else " + " + sub[0]
+            out.extend(sub)
+        return out
+    if isinstance(expr, sp.Mul):
+        coeff, rest = expr.as_coeff_mul()
+        factors = list(rest) if coeff == -1 else list(sp.Mul.make_args(expr))
+        out = []
+        for i, f in enumerate(factors):
+            s = p.parenthesize(f, sp.printing.precedence.PRECEDENCE["Mul"])
+            if _visible(s) > width and isinstance(f, sp.Add):
+                sub = _pieces(p, f, width)
+                sub[0], sub[-1] = r"\Bigl(" + sub[0], sub[-1] + r"\Bigr)"
+            elif _visible(s) > width and isinstance(f, sp.Mul):
+                sub = _pieces(p, f, width)
+            else:
+                sub = [s]
+            if i:
+                sub[0] = r" \cdot " + sub[0]
+            out.extend(sub)
+        if coeff == -1:
+            out[0] = "-" + out[0]
+        return out
+    return [whole]
+
+
 def _visible(s: str) -> int:
-    s = re.sub(r"\\(left|right|operatorname|frac|cdot)", "", s)
+    s = re.sub(r"\\(left|right|[Bb]igg?[lr]?|operatorname|frac|cdot)", "", s)
     return len(re.sub(r"[{}\\ ]", "", s))
 
 
@@ -135,9 +167,9 @@ _TEX_SPECIAL = {
 _TEX_UNICODE = {
     "∂": r"$\partial$", "σ": r"$\sigma$", "δ": r"$\delta$", "η": r"$\eta$", "α": r"$\alpha$", "β": r"$\beta$",
     "γ": r"$\gamma$", "λ": r"$\lambda$", "μ": r"$\mu$", "θ": r"$\theta$", "Σ": r"$\Sigma$", "π": r"$\pi$",
-    "→": r"$\to$", "←": r"$\leftarrow$", "·": r"$\cdot$", "×": r"$\times$", "−": "-", "–": "--", "—": "---",
+    "→": r"$\to$", "←": r"$\leftarrow$", "·": r"$\cdot$", "×": r"$\times$", "−": r"$-$", "–": "--", "—": "---",
     "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}", "≤": r"$\le$", "≥": r"$\ge$", "²": r"$^2$",
-    "′": "'", "ε": r"$\varepsilon$", "ζ": r"$\zeta$", "τ": r"$\tau$", "φ": r"$\phi$", "ω": r"$\omega$",
+    "′": r"$'$", "ε": r"$\varepsilon$", "ζ": r"$\zeta$", "τ": r"$\tau$", "φ": r"$\phi$", "ω": r"$\omega$",
 }
 
 

@@ -10,6 +10,7 @@ user's template folder, when given, comes first on the search path.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
 
 import jinja2
@@ -25,6 +26,7 @@ from .printing import escape_md, escape_tex, format_number, tex, tex_lines, tex_
 
 JSON_PATHS = 1000           # paths listed in JSON (path_count is always exact)
 PICTURE_NODES = 80          # larger graphs get no picture
+LINE_WIDTH = {"md": 72, "tex": 48}   # characters per line of a long equation (tex: fits a default article)
 
 
 def template_dir() -> str:
@@ -95,9 +97,10 @@ def _graph_picture(d: Derivation, display) -> dict | None:
     columns: dict[int, list[str]] = {}
     for x in names:
         columns.setdefault(level[x], []).append(x)
+    columns = _order_columns(g, dict(sorted(columns.items())), names)
     ids = {x: f"n{i}" for i, x in enumerate(names)}
     nodes = []
-    for col, members in sorted(columns.items()):
+    for col, members in columns.items():
         for row, x in enumerate(members):
             nodes.append({"id": ids[x], "name": x, "tex": tex_name(x, display), "x": col * 2.4,
                           "y": -(row - (len(members) - 1) / 2) * 0.9, "leaf": g.is_leaf(x),
@@ -107,14 +110,39 @@ def _graph_picture(d: Derivation, display) -> dict | None:
         if n.name not in names:
             continue
         for p in n.parents:
-            edges.append({"src": ids[p], "dst": ids[n.name], "on": (n.name, p) in on_edges})
+            edges.append({"src": ids[p], "dst": ids[n.name], "on": (n.name, p) in on_edges,
+                          "skip": level[n.name] - level[p] > 1})
     return {"nodes": nodes, "edges": edges,
             "highlight": [i for i, e in enumerate(edges) if e["on"]]}
 
 
-def _partial_ctx(p, display, env):
+def _order_columns(g, columns: dict[int, list[str]], names) -> dict[int, list[str]]:
+    """Rows within each column by the barycentre heuristic: a few sweeps, each sorting a
+    column by the mean row of its neighbours (stable, so ties keep the file's order)."""
+    inside = set(names)
+    nbrs = {x: [] for x in names}
+    for n in g.nodes:
+        if n.name in inside:
+            for p in n.parents:
+                nbrs[n.name].append(p)
+                nbrs[p].append(n.name)
+    cols = {c: list(m) for c, m in columns.items()}
+
+    def pos():
+        return {x: r - (len(m) - 1) / 2 for m in cols.values() for r, x in enumerate(m)}
+
+    keys = list(cols)
+    for sweep in range(4):
+        for c in (keys if sweep % 2 == 0 else keys[::-1]):
+            y = pos()
+            cur = {x: r for r, x in enumerate(cols[c])}
+            cols[c].sort(key=lambda x: sum(y[v] for v in nbrs[x]) / len(nbrs[x]) if nbrs[x] else cur[x])
+    return cols
+
+
+def _partial_ctx(p, display, env, width=LINE_WIDTH["md"]):
     out = {"child": p.child, "parent": p.parent, "frac": _frac(p.child, p.parent, display),
-           "tex": tex(p.expr, display), "lines": tex_lines(p.expr, display), "rules": list(p.rules),
+           "tex": tex(p.expr, display), "lines": tex_lines(p.expr, display, width=width), "rules": list(p.rules),
            "check": p.check.as_dict()}
     if env is not None:
         vals = {s.name: float(v) for s, v in env.items()}
@@ -123,7 +151,7 @@ def _partial_ctx(p, display, env):
     return out
 
 
-def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
+def context(derivations: list[Derivation], *, fragment: bool = False, width: int = LINE_WIDTH["md"]) -> dict:
     first = derivations[0]
     g = first.graph
     display = dict(first.display)
@@ -136,9 +164,10 @@ def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
         if n.name not in relevant:
             continue
         e = {"name": n.name, "tex": tex_name(n.name, display), "rhs": tex(n.expr, display),
-             "lines": tex_lines(n.expr, display)}
+             "lines": tex_lines(n.expr, display, width=width)}
         if vals is not None:
             e["numbers"] = tex(n.expr, display, values=vals)
+            e["numbers_lines"] = tex_lines(n.expr, display, values=vals, width=width)
             e["value"] = vals[n.name]
         equations.append(e)
 
@@ -147,7 +176,7 @@ def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
     for d in derivations:
         for p in d.partials:
             seen.setdefault((p.child, p.parent), p)
-    partials = [_partial_ctx(p, display, env) for p in seen.values()]
+    partials = [_partial_ctx(p, display, env, width) for p in seen.values()]
     rules_used: dict[str, str] = {}
     from .rules import RULES
     by_name = {r.name: r.formula for r in RULES.values()}
@@ -158,10 +187,13 @@ def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
     ders = []
     for d in derivations:
         by_edge = {(p.child, p.parent): p for p in d.partials}
-        paths = [{"names": list(p), "tex": r" \to ".join(tex_name(x, display) for x in p),
-                  "leibniz": " ".join(_frac(a, b, display) for a, b in zip(p, p[1:])),
-                  "product": tex(sp.Mul(*[by_edge[(a, b)].expr for a, b in zip(p, p[1:])]), display)}
-                 for p in d.paths]
+        paths = []
+        for p in d.paths:
+            product = sp.Mul(*[by_edge[(a, b)].expr for a, b in zip(p, p[1:])])
+            fracs = [_frac(a, b, display) for a, b in zip(p, p[1:])]
+            paths.append({"names": list(p), "tex": r" \to ".join(tex_name(x, display) for x in p),
+                          "leibniz": " ".join(fracs), "fracs": fracs,
+                          "product": tex(product, display), "product_lines": tex_lines(product, display, width=width)})
         acc = []
         for a in d.accumulation:
             item = {"node": a.node, "delta": tex_name("delta_" + a.node, display), "name": tex_name(a.node, display),
@@ -169,15 +201,15 @@ def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
                     "terms": [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, a.node)].expr, display),
                                "one": by_edge[(c, a.node)].expr == 1}
                               for c in a.children],
-                    "lines": tex_lines(a.expr, display) if a.expr is not None else None}
+                    "lines": tex_lines(a.expr, display, width=width) if a.expr is not None else None}
             if env is not None:
                 item["value"] = _delta_value(d, a.node, env)
             acc.append(item)
         item = {
             "wrt": d.wrt, "wrt_tex": tex_name(d.wrt, display), "frac": _frac(d.output, d.wrt, display),
             "path_count": d.path_count, "paths": paths, "all_paths_shown": d.all_paths_shown,
-            "path_sum_lines": tex_lines(d.path_sum, display) if d.path_sum is not None else None,
-            "accumulation": acc, "result": tex(d.result, display), "result_lines": tex_lines(d.result, display),
+            "path_sum_lines": tex_lines(d.path_sum, display, width=width) if d.path_sum is not None else None,
+            "accumulation": acc, "result": tex(d.result, display), "result_lines": tex_lines(d.result, display, width=width),
             "result_str": sp.sstr(d.result), "check": d.check.as_dict(), "picture": _graph_picture(d, display),
             "factored_differs": d.path_sum is not None and d.path_sum != d.result,
             "value": None, "descent": None,
@@ -185,6 +217,7 @@ def context(derivations: list[Derivation], *, fragment: bool = False) -> dict:
         if env is not None:
             item["value"] = _delta_value(d, d.wrt, env)
             item["result_numbers"] = tex(d.result, display, values=vals) if d.result.free_symbols else None
+            item["result_numbers_lines"] = tex_lines(d.result, display, values=vals, width=width) if d.result.free_symbols else None
             if d.lr is not None and g.is_leaf(d.wrt):
                 old = float(at[d.wrt])
                 item["descent"] = {"lr": d.lr, "old": old, "new": old - d.lr * item["value"]}
@@ -221,7 +254,7 @@ def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, t
     bad = [f for d in derivations for f in d.failures]
     if bad:
         raise VerificationError("the derivation did not pass its checks, so no document is written: " + "; ".join(bad))
-    ctx = context(derivations, fragment=fragment)
+    ctx = context(derivations, fragment=fragment, width=LINE_WIDTH[fmt])
     env = _env(fmt, template_path)
     name = {"md": "derivation.md.j2", "tex": "fragment.tex.j2" if fragment else "derivation.tex.j2"}[fmt]
     return env.get_template(name).render(**ctx)
@@ -229,7 +262,13 @@ def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, t
 
 # ---------------------------------------------------------------- JSON ---
 
-def derivation_json(d: Derivation, graph_paths=None) -> dict:
+@lru_cache(maxsize=8192)
+def _sstr(expr) -> str:
+    """sympy's str(), once per distinct expression (derivations share most of theirs)."""
+    return sp.sstr(expr)
+
+
+def derivation_json(d: Derivation) -> dict:
     from itertools import islice
 
     from .paths import iter_paths
@@ -237,18 +276,21 @@ def derivation_json(d: Derivation, graph_paths=None) -> dict:
     steps: list[dict] = []
     for n in d.graph.nodes:
         if n.name in d.cone.nodes:
-            steps.append({"kind": "definition", "name": n.name, "expression": sp.sstr(n.expr),
-                          "latex": tex(n.expr, dict(d.display))})
+            steps.append({"kind": "definition", "name": n.name, "expression": _sstr(n.expr)})
     steps.append({"kind": "paths", "count": d.path_count, "shown": [list(p) for p in d.paths]})
     for p in d.partials:
-        steps.append({"kind": "local", "of": p.child, "wrt": p.parent, "expression": sp.sstr(p.expr),
+        steps.append({"kind": "local", "of": p.child, "wrt": p.parent, "expression": _sstr(p.expr),
                       "rules": list(p.rules), "check": p.check.as_dict()})
     if d.path_sum is not None:
         steps.append({"kind": "chain", "paths": [list(p) for p in d.paths],
-                      "expression": sp.sstr(d.path_sum)})
+                      "expression": _sstr(d.path_sum)})
+    by_edge = {(p.child, p.parent): p for p in d.partials}
     for a in d.accumulation:
+        claim = sp.Add(*[sp.Symbol(f"delta_{c}") * by_edge[(c, a.node)].expr for c in a.children]) \
+            if a.children else sp.S.One
         steps.append({"kind": "accumulate", "node": a.node, "children": list(a.children),
-                      "expression": sp.sstr(a.expr) if a.expr is not None else None})
-    steps.append({"kind": "result", "expression": sp.sstr(d.result), "check": d.check.as_dict()})
+                      "expression": _sstr(claim)})
+    result = _sstr(d.result)
+    steps.append({"kind": "result", "expression": result, "check": d.check.as_dict()})
     return {"output": d.output, "wrt": d.wrt, "path_count": d.path_count, "paths": paths,
-            "result": sp.sstr(d.result), "verified": d.verified, "check": d.check.as_dict(), "steps": steps}
+            "result": result, "verified": d.verified, "check": d.check.as_dict(), "steps": steps}
