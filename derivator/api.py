@@ -60,7 +60,8 @@ def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = M
     """The checked derivation of ∂output/∂wrt (default: the first ``wrt`` of the definition)."""
     name = _check_wrt(definition, [wrt or definition.wrt[0]])[0]
     return _derive(_graph(definition), name, workspace=workspace(definition), max_paths=max_paths,
-                   title=definition.title, at=definition.at, lr=definition.lr, display=definition.display)
+                   title=definition.title, at=definition.at, lr=definition.lr, display=definition.display,
+                   layers=definition.layers)
 
 
 def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, progress=None) -> list[Derivation]:

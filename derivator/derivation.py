@@ -29,7 +29,7 @@ from .paths import Cone, cone, first_paths
 from .rules import local_derivative
 
 MAX_PATHS = 16              # paths listed in full; above this only the first few are shown
-RESULT_TERMS = 4000         # largest result (in printed terms) given in node symbols
+RESULT_TERMS = 256          # largest result (in path products) written out in node symbols
 FACTOR_OPS = 300            # results up to this many operations get sympy's factor_terms
 
 
@@ -48,6 +48,7 @@ class Accumulation:
     node: str
     children: tuple[str, ...]
     expr: Any | None            # δ_node in node symbols (None where too large to write out)
+    terms: int = 1              # path products in δ_node written out
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Derivation:
     at: tuple = ()
     lr: float | None = None
     display: tuple = ()
+    layers: tuple = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -203,23 +205,18 @@ class Workspace:
         return checks.composed(g, keep)
 
 
-def _result_size(cn: Cone, graph: Graph, ws: Workspace) -> int:
-    """Printed size of δ_target written out in node symbols (an upper bound, by DP)."""
+def _sizes(cn: Cone, graph: Graph) -> dict[str, int]:
+    """For each cone node, the number of path products in δ_node written out (by DP, never enumerating)."""
     size: dict[str, int] = {cn.output: 1}
     on = set(cn.nodes)
     for name in reversed(cn.nodes):
-        if name == cn.output:
-            continue
-        total = 0
-        for c in graph.children[name]:
-            if c in on:
-                total += size[c] + 1
-        size[name] = total
-    return size.get(cn.target, 0)
+        if name != cn.output:
+            size[name] = sum(size[c] for c in graph.children[name] if c in on)
+    return size
 
 
 def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_paths: int = MAX_PATHS,
-           title=None, at=(), lr=None, display=()) -> Derivation:
+           title=None, at=(), lr=None, display=(), layers=()) -> Derivation:
     ws = workspace or Workspace(graph, dict(at) or None)
     cn = cone(graph, wrt)
     shown = first_paths(graph, wrt, max_paths + 1) if cn.count else ()
@@ -229,7 +226,8 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
 
     # reverse accumulation over the cone: output first
     on = set(cn.nodes)
-    write_out = _result_size(cn, graph, ws) <= RESULT_TERMS
+    sizes = _sizes(cn, graph)
+    write_out = sizes.get(wrt, 0) <= RESULT_TERMS
     delta: dict[str, Any] = {}
     acc = []
     for name in reversed(cn.nodes):
@@ -240,7 +238,7 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
             kids = tuple(c for c in graph.children[name] if c in on)
             if write_out:
                 delta[name] = sp.Add(*[delta[c] * by_edge[(c, name)].expr for c in kids])
-        acc.append(Accumulation(name, kids, delta.get(name)))
+        acc.append(Accumulation(name, kids, delta.get(name), sizes[name]))
     if cn.count == 0:
         result = sp.S.Zero
     elif write_out:
@@ -259,7 +257,8 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
     result_check = _check_result(graph, wrt, result, path_sum, ws, cn, write_out)
     return Derivation(graph=graph, output=cn.output, wrt=wrt, cone=cn, paths=listed, partials=partials,
                       accumulation=tuple(acc), path_sum=path_sum, result=result, check=result_check,
-                      max_paths=max_paths, title=title, at=tuple(at), lr=lr, display=tuple(display))
+                      max_paths=max_paths, title=title, at=tuple(at), lr=lr, display=tuple(display),
+                      layers=tuple(layers))
 
 
 def _adjoint_env(ws: Workspace, cn: Cone, env: dict) -> dict:

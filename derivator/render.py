@@ -44,7 +44,20 @@ def _env(kind: str, user_dir: str | None = None) -> jinja2.Environment:
     env.filters["esc"] = escape_tex if kind == "tex" else escape_md
     env.filters["num"] = format_number
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    env.filters["groupby_order"] = _groupby_order
     return env
+
+
+def _groupby_order(items, key):
+    """Consecutive runs of items with the same ``key`` (jinja's groupby sorts; this keeps the order)."""
+    groups: list[dict] = []
+    for it in items:
+        k = it[key]
+        if groups and groups[-1]["name"] == k:
+            groups[-1]["members"].append(it)
+        else:
+            groups.append({"name": k, "members": [it]})
+    return groups
 
 
 # ------------------------------------------------------------- numbers ---
@@ -194,22 +207,16 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
             paths.append({"names": list(p), "tex": r" \to ".join(tex_name(x, display) for x in p),
                           "leibniz": " ".join(fracs), "fracs": fracs,
                           "product": tex(product, display), "product_lines": tex_lines(product, display, width=width)})
-        acc = []
-        for a in d.accumulation:
-            item = {"node": a.node, "delta": tex_name("delta_" + a.node, display), "name": tex_name(a.node, display),
-                    "frac": _frac(d.output, a.node, display) if a.node != d.output else None,
-                    "terms": [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, a.node)].expr, display),
-                               "one": by_edge[(c, a.node)].expr == 1}
-                              for c in a.children],
-                    "lines": tex_lines(a.expr, display, width=width) if a.expr is not None else None}
-            if env is not None:
-                item["value"] = _delta_value(d, a.node, env)
-            acc.append(item)
+        kids = d.accumulation[-1].children if d.accumulation else ()
+        final = [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, d.wrt)].expr, display),
+                  "one": by_edge[(c, d.wrt)].expr == 1} for c in kids]
         item = {
             "wrt": d.wrt, "wrt_tex": tex_name(d.wrt, display), "frac": _frac(d.output, d.wrt, display),
             "path_count": d.path_count, "paths": paths, "all_paths_shown": d.all_paths_shown,
             "path_sum_lines": tex_lines(d.path_sum, display, width=width) if d.path_sum is not None else None,
-            "accumulation": acc, "result": tex(d.result, display), "result_lines": tex_lines(d.result, display, width=width),
+            "final": final, "result_terms": d.accumulation[-1].terms if d.accumulation else 0,
+            "result_short": _short(d.accumulation[-1].terms if d.accumulation else 0),
+            "result": tex(d.result, display), "result_lines": tex_lines(d.result, display, width=width),
             "result_str": sp.sstr(d.result), "check": d.check.as_dict(), "picture": _graph_picture(d, display),
             "factored_differs": d.path_sum is not None and d.path_sum != d.result,
             "value": None, "descent": None,
@@ -223,6 +230,7 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
                 item["descent"] = {"lr": d.lr, "old": old, "new": old - d.lr * item["value"]}
         ders.append(item)
     return {
+        "accumulation": _accumulation(derivations, display, env, width),
         "title": first.title, "source": first.graph.output, "output": first.output,
         "output_tex": tex_name(first.output, display), "fragment": fragment,
         "equations": equations, "leaves": [{"name": x, "tex": tex_name(x, display),
@@ -231,6 +239,60 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
         "derivations": ders, "has_numbers": env is not None, "lr": first.lr,
         "at_missing": [x for x in g.leaves if x not in at] if at else None,
     }
+
+
+SHORT_TERMS = 8   # a δ (or result) with at most this many path products is written out in documents
+
+
+def _short(terms: int) -> bool:
+    return 0 < terms <= SHORT_TERMS
+
+
+def _layer_names(layers) -> dict[str, str]:
+    """node -> the heading of its layer, for network definitions."""
+    out = {}
+    n = len(layers)
+    for i, names in enumerate(layers):
+        label = "the loss" if i == n - 1 else ("the output layer" if i == n - 2 else f"hidden layer {i + 1}")
+        for x in names:
+            out[x] = label
+    return out
+
+
+def _accumulation(derivations: list[Derivation], display, env, width) -> list[dict]:
+    """δ for every node the document needs, once, output first (grouped by layer for networks).
+
+    δ_n is the same in every derivation (its children that reach the output are on every
+    route through n), so a document for several weights computes each once."""
+    first = derivations[0]
+    g = first.graph
+    items: dict[str, tuple] = {}
+    for d in derivations:
+        by_edge = {(p.child, p.parent): p for p in d.partials}
+        for a in d.accumulation:
+            if a.node == d.output or (a.node == d.wrt and g.is_leaf(a.node)) or a.node in items:
+                continue
+            items[a.node] = (a, by_edge, d)
+    layer = _layer_names(first.layers)
+    # by distance from the output, then graph order: δ_o1, δ_o2, then δ_z4, δ_z5, … (children come first)
+    dist: dict[str, int] = {g.output: 0}
+    for n in reversed(g.nodes):
+        if n.name != g.output:
+            dist[n.name] = 1 + max((dist[c] for c in g.children[n.name] if c in dist), default=-10**9)
+    pos = {n.name: i for i, n in enumerate(g.nodes)}
+    order = sorted(items, key=lambda x: (dist[x], pos[x]))
+    out = []
+    for name in order:
+        a, by_edge, d = items[name]
+        item = {"node": name, "delta": tex_name("delta_" + name, display), "name": tex_name(name, display),
+                "frac": _frac(d.output, name, display), "layer": layer.get(name),
+                "terms": [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, name)].expr, display),
+                           "one": by_edge[(c, name)].expr == 1} for c in a.children],
+                "lines": tex_lines(a.expr, display, width=width) if a.expr is not None and _short(a.terms) else None}
+        if env is not None:
+            item["value"] = _delta_value(d, name, env)
+        out.append(item)
+    return out
 
 
 def _delta_value(d: Derivation, name: str, env) -> float:
