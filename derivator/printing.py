@@ -192,10 +192,12 @@ def escape_tex(text: str) -> str:
     return "".join(out)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|$~&])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|$~&])")
 
 
 def escape_md(text: str) -> str:
     """User text as inert Markdown (no markup, no math, no HTML)."""
     s = str(text).replace("\r", " ").replace("\n", " ")
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    # a leading list or heading marker would turn the line into markup
+    return "\\" + s if (s and s[0] in "+-=") or re.match(r"\d+[.)]", s) else s

@@ -223,8 +223,9 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
         }
         if env is not None:
             item["value"] = _delta_value(d, d.wrt, env)
-            item["result_numbers"] = tex(d.result, display, values=vals) if d.result.free_symbols else None
-            item["result_numbers_lines"] = tex_lines(d.result, display, values=vals, width=width) if d.result.free_symbols else None
+            spell = bool(d.result.free_symbols) and not d.result.is_Symbol and _short(item["result_terms"])
+            item["result_numbers"] = tex(d.result, display, values=vals) if spell else None
+            item["result_numbers_lines"] = tex_lines(d.result, display, values=vals, width=width) if spell else None
             if d.lr is not None and g.is_leaf(d.wrt):
                 old = float(at[d.wrt])
                 item["descent"] = {"lr": d.lr, "old": old, "new": old - d.lr * item["value"]}
