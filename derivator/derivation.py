@@ -33,6 +33,14 @@ RESULT_TERMS = 256          # largest result (in path products) written out in n
 FACTOR_OPS = 300            # results up to this many operations get sympy's factor_terms
 
 
+DELTA = "δ_"   # adjoint names: δ_z1 = ∂output/∂z1 (no definition name can start with δ)
+
+
+def delta_symbol(name: str) -> sp.Symbol:
+    """The symbol that stands for the adjoint δ_name in results too large to write out."""
+    return symbol(DELTA + name)
+
+
 @dataclass(frozen=True)
 class LocalPartial:
     child: str
@@ -248,7 +256,7 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
     else:
         # too large to write out: the result in terms of the adjoints of wrt's children
         kids = acc[-1].children
-        result = sp.Add(*[sp.Symbol(f"delta_{c}") * by_edge[(c, wrt)].expr for c in kids])
+        result = sp.Add(*[delta_symbol(c) * by_edge[(c, wrt)].expr for c in kids])
 
     path_sum = None
     if cn.count and len(shown) <= max_paths:
@@ -272,7 +280,7 @@ def _adjoint_env(ws: Workspace, cn: Cone, env: dict) -> dict:
         if name == cn.output:
             continue
         d[name] = sum(d[c] * evaluate(ws.partial(c, name).expr, env) for c in graph.children[name] if c in on)
-        out[sp.Symbol(f"delta_{name}")] = d[name]
+        out[delta_symbol(name)] = d[name]
     return out
 
 

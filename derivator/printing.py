@@ -45,8 +45,8 @@ class TexPrinter(LatexPrinter):
     def name(self, name: str) -> str:
         if name in self.display:
             return self.display[name]
-        if name.startswith("delta_"):
-            return r"\delta_{" + self.name(name[len("delta_"):]) + "}"
+        if name.startswith("δ_"):
+            return r"\delta_{" + self.name(name[2:]) + "}"
         return super()._print_Symbol(sp.Symbol(name))
 
     def _print_Symbol(self, expr, style="plain"):

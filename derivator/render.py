@@ -18,7 +18,7 @@ import mpmath
 import sympy as sp
 
 from .check import DIGITS
-from .derivation import Derivation
+from .derivation import DELTA, Derivation, delta_symbol
 from .errors import VerificationError
 from .expr import symbol
 from .mpeval import NotReal, evaluate
@@ -208,7 +208,7 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
                           "leibniz": " ".join(fracs), "fracs": fracs,
                           "product": tex(product, display), "product_lines": tex_lines(product, display, width=width)})
         kids = d.accumulation[-1].children if d.accumulation else ()
-        final = [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, d.wrt)].expr, display),
+        final = [{"delta": tex_name(DELTA + c, display), "partial": tex(by_edge[(c, d.wrt)].expr, display),
                   "one": by_edge[(c, d.wrt)].expr == 1} for c in kids]
         item = {
             "wrt": d.wrt, "wrt_tex": tex_name(d.wrt, display), "frac": _frac(d.output, d.wrt, display),
@@ -285,9 +285,9 @@ def _accumulation(derivations: list[Derivation], display, env, width) -> list[di
     out = []
     for name in order:
         a, by_edge, d = items[name]
-        item = {"node": name, "delta": tex_name("delta_" + name, display), "name": tex_name(name, display),
+        item = {"node": name, "delta": tex_name(DELTA + name, display), "name": tex_name(name, display),
                 "frac": _frac(d.output, name, display), "layer": layer.get(name),
-                "terms": [{"delta": tex_name("delta_" + c, display), "partial": tex(by_edge[(c, name)].expr, display),
+                "terms": [{"delta": tex_name(DELTA + c, display), "partial": tex(by_edge[(c, name)].expr, display),
                            "one": by_edge[(c, name)].expr == 1} for c in a.children],
                 "lines": tex_lines(a.expr, display, width=width) if a.expr is not None and _short(a.terms) else None}
         if env is not None:
@@ -349,7 +349,7 @@ def derivation_json(d: Derivation) -> dict:
                       "expression": _sstr(d.path_sum)})
     by_edge = {(p.child, p.parent): p for p in d.partials}
     for a in d.accumulation:
-        claim = sp.Add(*[sp.Symbol(f"delta_{c}") * by_edge[(c, a.node)].expr for c in a.children]) \
+        claim = sp.Add(*[delta_symbol(c) * by_edge[(c, a.node)].expr for c in a.children]) \
             if a.children else sp.S.One
         steps.append({"kind": "accumulate", "node": a.node, "children": list(a.children),
                       "expression": _sstr(claim)})
