@@ -86,12 +86,14 @@ class Points:
         self.graph = graph
         self.envs: list[dict] = []
         self._caches: list[dict] = []
+        self.has_at = False
         rng = random.Random(_SEED)
         with mpmath.workdps(DIGITS):
             if at and all(name in at for name in graph.leaves):
                 env = self._env({n: mpmath.mpf(repr(float(at[n]))) for n in graph.leaves})
                 if env is not None:
                     self.envs.append(env)
+                    self.has_at = True
             tries = 0
             while len(self.envs) < count + (1 if self.envs else 0) and tries < 60:
                 tries += 1
@@ -99,6 +101,11 @@ class Points:
                 env = self._env({n: mpmath.mpf(rng.uniform(lo, hi)) for n in graph.leaves})
                 if env is not None:
                     self.envs.append(env)
+
+    def describe(self, used: int) -> str:
+        if self.has_at:
+            return "the given point" if used == 1 else f"the given point and {used - 1} random point{'s' if used > 2 else ''}"
+        return f"{used} random point{'s' if used != 1 else ''}"
 
     @property
     def caches(self) -> list[dict]:
@@ -196,8 +203,8 @@ def check_result_composed(graph, wrt: str, result: sp.Expr, points: Points, subs
                                  "(the difference expands to 0)", True)
     ok, used, info = numeric_equal(result, ref, points)
     if ok:
-        return Check("numeric", f"equal to sympy's diff of the output written in the leaves at {used} random "
-                                f"points (mpmath, {DIGITS} digits)", True)
+        return Check("numeric", f"equal to sympy's diff of the output written in the leaves at {points.describe(used)} "
+                                f"(mpmath, {DIGITS} digits)", True)
     return Check("numeric", f"NOT equal to sympy's diff of the output written in the leaves ({info})", False)
 
 
@@ -238,5 +245,5 @@ def check_result_forward(graph, wrt: str, result: sp.Expr, points: Points, ref_v
                                         f"({mpmath.nstr(a, 12)} vs {mpmath.nstr(b, 12)})", False)
     if not used:
         return Check("numeric", "could not be checked: no test point where the gradient is finite", False)
-    return Check("numeric", f"equal to forward-mode accumulation of sympy's diff of each node at {used} random "
-                            f"points (mpmath, {DIGITS} digits)", True)
+    return Check("numeric", f"equal to forward-mode accumulation of sympy's diff of each node at {points.describe(used)} "
+                            f"(mpmath, {DIGITS} digits)", True)
