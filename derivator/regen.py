@@ -1,6 +1,6 @@
-"""Regenerate the rendered example documents in ``output/``.
+"""Regenerate the rendered example documents in ``output/`` and the README's excerpt.
 
-    python -m derivator.regen            # writes output/<example>.md and .tex
+    python -m derivator.regen            # writes output/<example>.md and .tex, and README.md's excerpt
     python -m derivator.regen --check    # exit 1 and name the stale files
 
 Every shipped example is derived for all of its ``wrt`` and rendered as
@@ -31,6 +31,22 @@ def documents() -> dict[str, str]:
     return out
 
 
+START, END = "<!-- excerpt:start -->\n", "<!-- excerpt:end -->"
+
+
+def readme_excerpt() -> str:
+    """From the paths to the update, of `derivator derive seed_network --wrt w5`, headings one level down."""
+    doc = render([api.derive(api.load("seed_network"), "w5")], "md")
+    body = doc[doc.index("### Paths"):doc.index("\n---\n")].rstrip() + "\n"
+    return body.replace("### ", "#### ")
+
+
+def with_excerpt(readme: str) -> str:
+    a = readme.index(START) + len(START)
+    b = readme.index(END)
+    return readme[:a] + readme_excerpt() + readme[b:]
+
+
 def default_folder() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "output")
 
@@ -42,6 +58,16 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     docs = documents()
     stale = []
+    readme = os.path.join(os.path.dirname(os.path.abspath(a.folder)), "README.md")
+    if os.path.exists(readme):
+        with open(readme, encoding="utf-8") as f:
+            old = f.read()
+        if START in old and END in old and with_excerpt(old) != old:
+            stale.append("README.md (excerpt)")
+            if not a.check:
+                with open(readme + ".tmp", "w", encoding="utf-8", newline="\n") as f:
+                    f.write(with_excerpt(old))
+                os.replace(readme + ".tmp", readme)
     for fname, text in docs.items():
         path = os.path.join(a.folder, fname)
         try:
@@ -63,7 +89,7 @@ def main(argv=None) -> int:
                          "\nregenerate them with: python -m derivator.regen\n")
         return 1
     if not a.check:
-        print(f"{len(stale)} of {len(docs)} documents rewritten in {a.folder}")
+        print(f"{len(stale)} file(s) rewritten: " + (", ".join(stale) if stale else "none was stale"))
     return 0
 
 

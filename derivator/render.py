@@ -250,13 +250,13 @@ def _short(terms: int) -> bool:
 
 
 def _layer_names(layers) -> dict[str, str]:
-    """node -> the heading of its layer, for network definitions."""
+    """node -> its layer as a key the templates name: ``loss``, ``output`` or ``hidden-<l>``."""
     out = {}
     n = len(layers)
     for i, names in enumerate(layers):
-        label = "the loss" if i == n - 1 else ("the output layer" if i == n - 2 else f"hidden layer {i + 1}")
+        key = "loss" if i == n - 1 else ("output" if i == n - 2 else f"hidden-{i + 1}")
         for x in names:
-            out[x] = label
+            out[x] = key
     return out
 
 
