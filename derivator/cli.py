@@ -77,6 +77,14 @@ def write_output(text: str, path: str | None) -> None:
         raise UsageError(f"the folder {folder} does not exist", source=path, hint="create it first, or choose another -o")
     if os.path.isdir(path):
         raise UsageError("is a folder", source=path, hint="give a file name to -o")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device or a pipe (/dev/null, /dev/stdout): write to it, never rename over it
+        try:
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        except OSError as e:
+            raise UsageError(f"cannot write: {e.strerror}", source=path) from None
+        return
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".derivator-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
@@ -147,7 +155,7 @@ def evaluate(d, overrides: dict, lr: float | None) -> dict:
                              source=d.source)
     missing = [x for x in g.leaves if x not in at]
     if missing:
-        raise UsageError("no value for " + ", ".join(missing), source=d.source,
+        raise UsageError("no value for " + ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else ""), source=d.source,
                          hint="add them to `at:` in the file, or pass --at NAME=VALUE")
     grad = api.compile(d)
     out = grad(**{x: at[x] for x in g.leaves})

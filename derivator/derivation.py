@@ -30,7 +30,7 @@ from .rules import local_derivative
 
 MAX_PATHS = 16              # paths listed in full; above this only the first few are shown
 RESULT_TERMS = 256          # largest result (in path products) written out in node symbols
-FACTOR_OPS = 300            # results up to this many operations get sympy's factor_terms
+FACTOR_OPS = 60             # results up to this many operations, in small graphs, get sympy's factor_terms
 
 
 DELTA = "δ_"   # adjoint names: δ_z1 = ∂output/∂z1 (no definition name can start with δ)
@@ -154,6 +154,7 @@ class Workspace:
         self._shapes: dict[tuple, _Shape] = {}
         self._points: Points | None = None
         self._refvals: dict = {}
+        self._tree: int | None = None
         self.at = at
 
     @property
@@ -207,10 +208,24 @@ class Workspace:
         return self._partials[key]
 
     def composed(self, keep: str) -> dict | None:
+        """The output written in the leaves, where that tree is small (else None: check forward)."""
         g = self.graph
-        if len(g.nodes) > checks.COMPOSE_NODES:
+        if len(g.nodes) > checks.COMPOSE_NODES or self.tree_size() > checks.COMPOSE_TREE:
             return None
         return checks.composed(g, keep)
+
+    def tree_size(self) -> int:
+        """Size of the output written out as a tree: the number of routes from it to every name."""
+        if self._tree is None:
+            g = self.graph
+            routes = {g.output: 1}
+            for n in reversed(g.nodes):
+                r = routes.get(n.name, 0)
+                if r:
+                    for p in n.parents:
+                        routes[p] = routes.get(p, 0) + r
+            self._tree = sum(routes.values())
+        return self._tree
 
 
 def _sizes(cn: Cone, graph: Graph) -> dict[str, int]:
@@ -251,7 +266,7 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
         result = sp.S.Zero
     elif write_out:
         result = delta[wrt]
-        if sp.count_ops(result) <= FACTOR_OPS:
+        if ws.tree_size() <= checks.COMPOSE_TREE and sp.count_ops(result) <= FACTOR_OPS:
             result = sp.factor_terms(result)   # (α + β + γ)(δ + ε + ζ); never simplify()
     else:
         # too large to write out: the result in terms of the adjoints of wrt's children
