@@ -84,7 +84,7 @@ def compile(definition: Definition, wrt=None) -> CompiledGradient:  # noqa: A001
            + f":\nthe values, adjoints and gradient of {definition.output} with respect to "
            + ", ".join(names) + ",\nby reverse accumulation over the checked local partials of its derivation.")
     return compile_graph(g, names, ws.partial, definition, doc=doc, bypassed=bypassed,
-                         original_partial=workspace(definition).partial)
+                         original_partial=workspace(definition).partial, layers=definition.layers)
 
 
 __all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph"]

@@ -27,9 +27,16 @@ from .graph import Graph
 RUNTIME = '''\
 import numpy
 
+CHUNK = 16384
+
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + numpy.exp(-x))
+    if numpy.ndim(x) == 0:
+        return 1.0 / (1.0 + numpy.exp(-x))
+    t = numpy.negative(x)
+    numpy.exp(t, out=t)
+    t += 1.0
+    return numpy.reciprocal(t, out=t)
 
 
 def _softplus(x):
@@ -146,7 +153,8 @@ def _var(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
 
 
-def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypassed=None, original_partial=None) -> str:
+def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypassed=None, original_partial=None,
+             layers=()) -> str:
     """The module source: ``gradient(...)`` per sample and ``totals(...)`` over a batch.
 
     ``graph`` is the graph the code computes with (``stable.stabilize``'s);
@@ -208,7 +216,10 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
                 e = pedge[(c, name)]
                 if e == 0:
                     continue
-                terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
+                if c == graph.output:          # δ_output = 1: not multiplied in
+                    terms.append("1.0" if e == 1 else pr.doprint(e))
+                else:
+                    terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
         body.append(f"{ind}{a} = {' + '.join(terms) if terms else '0.0'}")
     report = dict(adj)
     for name in [n.name for n in reversed(nodes)]:      # children's reports first
@@ -267,8 +278,29 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
     totals.append(f"        _gradient = {names_tuple(wrt, total_of)}")
     totals.append(f"        return _total({names[graph.output]}, _shape), _gradient, math.prod(_shape)")
 
+    layered = None
+    if layers:
+        from .layers import layered_source
+        layered = layered_source(graph, layers, wrt, partial, pr, names)
+    if layered is not None:
+        source, params = layered
+        others = [x for x in leaves if x not in params]
+        totals[0] = totals[0].replace("def totals(", "def _scalar_totals(", 1)
+        dispatch = [f"def totals({args}):",
+                    f'    """The batch total of {graph.output} and of each gradient, and the batch size.',
+                    "",
+                    "    Scalar weights over a 1-D batch go through matrix products, a layer at a time;",
+                    '    anything else through the scalar code."""',
+                    f"    if all(numpy.ndim(p) == 0 for p in ({', '.join(names[p] for p in params)},)) and "
+                    f"all(numpy.ndim(x) <= 1 for x in ({', '.join(names[x] for x in others)},)) and "
+                    f"any(numpy.ndim(x) == 1 for x in ({', '.join(names[x] for x in others)},)):",
+                    f"        return _layered_totals({args})",
+                    f"    return _scalar_totals({args})"]
+        tail = "\n".join(totals) + "\n\n\n" + source + "\n\n" + "\n".join(dispatch) + "\n"
+    else:
+        tail = "\n".join(totals) + "\n"
     header = _docstring(doc) + "\n" if doc else ""
-    return (header + "import math\n" + RUNTIME + "\n\n" + "\n".join(pointwise) + "\n\n\n" + "\n".join(totals) + "\n")
+    return header + "import math\n" + RUNTIME + "\n\n" + "\n".join(pointwise) + "\n\n\n" + tail
 
 
 CHUNK = 16384   # samples per block in ``sum``/``mean`` (benchmarks/run.py measured the gain)
@@ -288,6 +320,7 @@ class CompiledGradient:
         exec(compile(source, f"<derivator:{graph.output}>", "exec"), namespace)  # our generated code only
         self._pointwise = namespace["gradient"]
         self._totals = namespace["totals"]
+        self._layered = "_layered_totals" in namespace
 
     def _args(self, kwargs):
         missing = [x for x in self.leaves if x not in kwargs]
@@ -329,7 +362,7 @@ class CompiledGradient:
         """Totals over a 1-D batch in blocks of CHUNK samples, so the temporaries stay in cache."""
         shapes = [np.shape(a) for a in args]
         shape = np.broadcast_shapes(*shapes) if shapes else ()
-        if len(shape) != 1 or shape[0] < 2 * CHUNK:
+        if len(shape) != 1 or shape[0] < 2 * CHUNK or self._layered:   # the layered code blocks by itself
             return self._totals(*args)
         n = shape[0]
         value, gradient = 0.0, None
@@ -355,8 +388,9 @@ class CompiledGradient:
 
 
 def compile_graph(graph: Graph, wrt, partial, definition=None, doc: str = "", bypassed=None,
-                  original_partial=None) -> CompiledGradient:
-    source = generate(graph, tuple(wrt), partial, doc=doc, bypassed=bypassed, original_partial=original_partial)
+                  original_partial=None, layers=()) -> CompiledGradient:
+    source = generate(graph, tuple(wrt), partial, doc=doc, bypassed=bypassed, original_partial=original_partial,
+                      layers=layers)
     return CompiledGradient(graph, tuple(wrt), source, definition)
 
 

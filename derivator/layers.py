@@ -1,0 +1,201 @@
+"""Layer-level code for network definitions: batch totals through matrix products.
+
+Takes the graph of a network-form definition (``Definition.layers`` names the
+nodes of each layer), the checked local partials and the printer of
+``numeric``; gives the source of ``_layered_totals(...)``, or None when the
+graph is not a plain fully connected network this back-end understands.
+
+It computes the same thing as the scalar code, in the factored form, a layer
+at a time: Z_l = W_l A_{l−1} + b_l, A_l = f(Z_l) forward; the output layer
+and the loss node by the scalar code of the (stabilised) graph; then
+D_l = (W_{l+1}ᵀ D_{l+1}) ⊙ f′(Z_l) backward, with ∂L/∂W_l = D_l A_{l−1}ᵀ and
+∂L/∂b_l = Σ D_l — Nielsen's BP1–BP4 as matrix products over the batch.
+f′ is the activation's checked local partial, printed once for the layer
+(every neuron of a layer has the same shape of partial, or this back-end
+declines).
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .expr import symbol
+
+_H, _Z = sp.Symbol("_H_layer", real=True), sp.Symbol("_Z_layer", real=True)
+
+
+def _linear(expr, sources: set[str]):
+    """({source: weight}, bias) of Σ w·src + b, or None."""
+    weights: dict[str, str] = {}
+    bias = None
+    for term in sp.Add.make_args(expr):
+        if term.is_Symbol:
+            if bias is not None or term.name in sources:
+                return None
+            bias = term.name
+            continue
+        if not (term.is_Mul and len(term.args) == 2 and all(a.is_Symbol for a in term.args)):
+            return None
+        a, b = (x.name for x in term.args)
+        if a in sources and b not in sources:
+            a, b = b, a
+        elif not (b in sources and a not in sources):
+            return None
+        if b in weights:
+            return None
+        weights[b] = a
+    return weights, bias
+
+
+def layered_source(graph, layers, wrt, partial, pr, names: dict):
+    """(source of ``_layered_totals``, its parameter names), or None where this back-end does not apply."""
+    if len(layers) < 2 or layers[-1] != (graph.output,):
+        return None
+    leaves = set(graph.leaves)
+    inputs = sorted((x for x in graph.leaves if x.startswith("x") and x[1:].isdigit()), key=lambda x: int(x[1:]))
+    if not inputs:
+        return None
+    prev = inputs
+    plan = []                     # per layer: (zs, acts, W names, bias names, activation partial)
+    for li, layer in enumerate(layers[:-1]):
+        last = li == len(layers) - 2
+        node_set = set(layer)
+        zs, W, B = [], [], []
+        for name in layer:
+            parsed = _linear(graph.node(name).expr, set(prev))
+            if parsed is None or set(parsed[0]) != set(prev) or not set(parsed[0].values()) <= leaves:
+                continue
+            zs.append(name)
+            W.append([parsed[0][src] for src in prev])
+            B.append(parsed[1])
+        if not zs or (B[0] is not None and B[0] not in leaves):
+            return None
+        acts, dact = [], None
+        if not last:
+            for z in zs:
+                users = [c for c in graph.children[z] if c in node_set]
+                if len(users) != 1:
+                    return None
+                a = users[0]
+                lp = partial(a, z)
+                canon = lp.expr.xreplace({symbol(a): _H, symbol(z): _Z})
+                if canon.free_symbols - {_H, _Z}:
+                    return None
+                if dact is None:
+                    dact = canon
+                elif canon != dact:
+                    return None
+                acts.append(a)
+            if len(acts) != len(set(acts)):
+                return None
+        plan.append((zs, acts, W, B, dact, list(prev)))
+        prev = acts
+    # every wrt must be a weight or a bias of the plan
+    where = {}
+    for li, (zs, acts, W, B, dact, src) in enumerate(plan, start=1):
+        for j, row in enumerate(W):
+            for k, w in enumerate(row):
+                where.setdefault(w, f"_gW{li}[{j}, {k}]")
+        per_neuron = all(b is not None for b in B) and len(set(B)) == len(B)
+        shared = all(b is not None for b in B) and len(set(B)) == 1
+        for j, b in enumerate(B):
+            if b is None:
+                continue
+            where[b] = f"_gB{li}[{j}]" if per_neuron else (f"_gB{li}.sum()" if shared else None)
+    if any(where.get(w) is None for w in wrt):
+        return None
+    covered = {x for zs, acts, *_ in plan for x in zs + acts}
+    tail = [n for n in graph.nodes if n.name not in covered]
+    out_zs = plan[-1][0]
+
+    args = ", ".join(names[x] for x in graph.leaves)
+    batch = [x for x in graph.leaves if x not in {w for _, _, W, _, _, _ in plan for row in W for w in row}
+             and x not in {b for *_, B, _, _ in plan for b in B if b}]
+    nl = len(plan)
+    i1, i2 = "        ", "            "
+    lines = [f"def _layered_totals({args}):",
+             '    """Batch totals by matrix products a layer at a time (scalar weights, 1-D batches),',
+             '    in blocks of CHUNK samples so that the temporaries stay in cache."""',
+             "    with numpy.errstate(over='ignore', divide='ignore'):"]
+    lines.append(f"{i1}_shape = numpy.broadcast_shapes({', '.join('numpy.shape(' + names[x] + ')' for x in batch)}{',' if len(batch) == 1 else ''})")
+    lines.append(f"{i1}_n = _shape[0]")
+    for x in batch:
+        lines.append(f"{i1}{names[x]} = numpy.broadcast_to(numpy.asarray({names[x]}, dtype=float), _shape)")
+    for li, (zs, acts, W, B, dact, src) in enumerate(plan, start=1):
+        rows = ", ".join("[" + ", ".join(names[w] for w in row) + "]" for row in W)
+        lines.append(f"{i1}_W{li} = numpy.array([{rows}], dtype=float)")
+        lines.append(f"{i1}_gW{li} = numpy.zeros_like(_W{li})")
+        lines.append(f"{i1}_gB{li} = numpy.zeros(_W{li}.shape[0])")
+        if any(b is not None for b in B):
+            bias = ", ".join(names[b] if b else "0.0" for b in B)
+            lines.append(f"{i1}_B{li} = numpy.array([{bias}], dtype=float)[:, None]")
+    lines.append(f"{i1}_value = 0.0")
+    lines.append(f"{i1}for _s in range(0, _n, CHUNK):")
+    lines.append(f"{i2}_e = min(_s + CHUNK, _n)")
+    lines.append(f"{i2}_A0 = numpy.stack([{', '.join(names[x] + '[_s:_e]' for x in inputs)}])")
+    for li, (zs, acts, W, B, dact, src) in enumerate(plan, start=1):
+        lines.append(f"{i2}_Z{li} = _W{li} @ _A{li - 1}")
+        if any(b is not None for b in B):
+            lines.append(f"{i2}_Z{li} += _B{li}")
+        if acts:
+            act = graph.node(acts[0]).expr.xreplace({symbol(zs[0]): _Z})
+            lines.append(f"{i2}_A{li} = {_print(pr, names, act, li)}")
+    lines.append(f"{i2}# the output layer's activations and the loss, as in the scalar code")
+    out_rows = {z: j for j, z in enumerate(out_zs)}
+    saved = dict(names)
+    for x in batch:
+        if x not in inputs:
+            names[x] = f"{names[x]}[_s:_e]"
+    for z in out_zs:
+        names[z] = f"_Z{nl}[{out_rows[z]}]"
+    try:
+        for n in tail:
+            lines.append(f"{i2}{saved[n.name]} = {pr.doprint(n.expr)}")
+        for n in tail:
+            names[n.name] = saved[n.name]
+        adj = {graph.output: None}          # δ_output = 1: not multiplied in
+        lines.append(f"{i2}_D{nl} = numpy.empty_like(_Z{nl})")
+        for name in [n.name for n in reversed(tail)] + list(reversed(out_zs)):
+            if name == graph.output:
+                continue
+            terms = []
+            for c in graph.children[name]:
+                if c in adj:
+                    e = partial(c, name).expr
+                    if e != 0 and adj[c] is None:
+                        terms.append("1.0" if e == 1 else pr.doprint(e))
+                    elif e != 0:
+                        terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
+            target = f"_D{nl}[{out_rows[name]}]" if name in out_rows else "_a_" + name
+            adj[name] = target
+            lines.append(f"{i2}{target} = {' + '.join(terms) if terms else '0.0'}")
+    finally:
+        names.clear()
+        names.update(saved)
+    lines.append(f"{i2}_value += _total({names[graph.output]}, (_e - _s,))")
+    for li in range(nl, 0, -1):
+        lines.append(f"{i2}_gW{li} += _D{li} @ _A{li - 1}.T")
+        lines.append(f"{i2}_gB{li} += _D{li}.sum(axis=1)")
+        if li > 1:
+            dact = plan[li - 2][4]
+            lines.append(f"{i2}_D{li - 1} = _W{li}.T @ _D{li}")
+            for factor in sp.Mul.make_args(dact):
+                if factor != 1:
+                    lines.append(f"{i2}_D{li - 1} *= {_print(pr, names, factor, li - 1)}")
+    grads = "{" + ", ".join(f"{w!r}: {where[w]}" for w in wrt) + "}"
+    lines.append(f"{i1}return _value, {grads}, _n")
+    lines = "\n".join(lines) + "\n"
+    params = sorted({x for _, _, W, B, _, _ in plan for row in W for x in row} | {b for *_, B, _, _ in plan for b in B if b})
+    return lines, params
+
+
+def _print(pr, names, expr, layer: int) -> str:
+    """Print an expression in _H/_Z with the layer's arrays."""
+    saved = dict(names)
+    names[_H.name] = f"_A{layer}"
+    names[_Z.name] = f"_Z{layer}"
+    try:
+        text = pr.doprint(expr)
+    finally:
+        names.clear()
+        names.update(saved)
+    return text
