@@ -37,6 +37,10 @@ class Graph:
     children: Mapping[str, tuple[str, ...]]        # name -> nodes using it, topological order
     index: Mapping[str, int]                       # node name -> position in ``nodes``
 
+    def __repr__(self) -> str:
+        return (f"<Graph of {self.output}: {len(self.nodes)} nodes, {len(self.leaves)} leaves, "
+                f"{self.edge_count} edges>")
+
     def node(self, name: str) -> Node:
         return self.nodes[self.index[name]]
 

@@ -349,6 +349,8 @@ class CompiledGradient:
         args = self._args(leaves)
         self._nonfinite_inputs(args)
         values, adjoints, gradient = self._pointwise(*args)
+        if np.ndim(values[self.output]) == 0:        # scalar inputs: numpy scalars, not 0-d arrays
+            values, adjoints, gradient = ({k: v[()] for k, v in m.items()} for m in (values, adjoints, gradient))
         return Evaluation(self.output, values[self.output], values, gradient, adjoints)
 
     def sum(self, **batch) -> Totals:
