@@ -16,7 +16,7 @@ every derivation of the same graph. ``simplify()`` is never called.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
@@ -77,7 +77,6 @@ class Derivation:
     lr: float | None = None
     display: tuple = ()
     layers: tuple = ()
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def path_count(self) -> int:

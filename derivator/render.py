@@ -213,12 +213,10 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
         item = {
             "wrt": d.wrt, "wrt_tex": tex_name(d.wrt, display), "frac": _frac(d.output, d.wrt, display),
             "path_count": d.path_count, "paths": paths, "all_paths_shown": d.all_paths_shown,
-            "path_sum_lines": tex_lines(d.path_sum, display, width=width) if d.path_sum is not None else None,
             "final": final, "result_terms": d.accumulation[-1].terms if d.accumulation else 0,
             "result_short": _short(d.accumulation[-1].terms if d.accumulation else 0),
             "result": tex(d.result, display), "result_lines": tex_lines(d.result, display, width=width),
-            "result_str": sp.sstr(d.result), "check": d.check.as_dict(), "picture": _graph_picture(d, display),
-            "factored_differs": d.path_sum is not None and d.path_sum != d.result,
+            "check": d.check.as_dict(), "picture": _graph_picture(d, display),
             "value": None, "descent": None,
         }
         if env is not None:
@@ -232,7 +230,7 @@ def context(derivations: list[Derivation], *, fragment: bool = False, width: int
         ders.append(item)
     return {
         "accumulation": _accumulation(derivations, display, env, width),
-        "title": first.title, "source": first.graph.output, "output": first.output,
+        "title": first.title, "output": first.output,
         "output_tex": tex_name(first.output, display), "fragment": fragment,
         "equations": equations, "leaves": [{"name": x, "tex": tex_name(x, display),
                                            "value": vals.get(x) if vals else None} for x in g.leaves if x in relevant],
