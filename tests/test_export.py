@@ -82,3 +82,14 @@ def test_title_cannot_escape_the_docstring(tmp_path):
     assert 'import os; os.system' in mod.__doc__
     derivator.compile(derivator.load(str(src)))(a=1.0, b=2.0)
     assert not marker.exists()
+
+
+def test_exported_module_is_the_same_under_any_hash_seed():
+    import os
+    outs = set()
+    for seed in ("0", "1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        r = subprocess.run([sys.executable, "-m", "derivator.cli", "compile", "two_outputs"],
+                           capture_output=True, text=True, env=env, check=True)
+        outs.add(r.stdout)
+    assert len(outs) == 1
