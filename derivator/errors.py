@@ -49,9 +49,20 @@ class InputError(DerivatorError):
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.source, self.line, self.column) if p is not None)
         text = f"{where}: {self.message}" if where else self.message
+        offset = getattr(self, "offset", None)
+        if self.column is None and offset is not None:
+            text += f" at character {offset + 1} of the expression"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return one_line(text)
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` on one line (runs of whitespace become one space), cut to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    if not text.isprintable():   # no terminal control sequences from user text
+        text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class DefinitionError(InputError):
@@ -59,7 +70,15 @@ class DefinitionError(InputError):
 
 
 class ExpressionError(DefinitionError):
-    """An expression in a definition cannot be parsed or is not allowed."""
+    """An expression in a definition cannot be parsed or is not allowed.
+
+    ``offset`` is the 0-based position of the problem in the expression's
+    text; the loader turns it into a file column where it can.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.offset = offset
 
 
 class UsageError(InputError):

@@ -14,12 +14,18 @@ Grammar (Python's precedence; ``^`` is a synonym of ``**``)::
     atom   := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
 
 Limits instead of hangs: the length of the text, the nesting depth, the
-length of a number literal and the size of any number that constant folding
-would produce (``2**(10**10**10)`` is refused, not computed).
+length of a number literal and the size of any number that sympy's automatic
+simplification would build. Powers are checked *before* sympy sees them:
+``2**(10**10**10)``, ``(2*a)**(10**18)`` (sympy distributes the power over the
+factor 2) and ``exp(10**18*log(2))`` (sympy rewrites it as ``2**(10**18)``)
+are refused, not computed. Every constant (``exp(1000)``, ``log(0)``,
+``sqrt(-1)``, ``1/0``) is evaluated in floating point by a small evaluator
+of our own, never by sympy's ``evalf``, and must be a finite real number.
 """
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +41,7 @@ MAX_DEPTH = 60             # nesting of parentheses, calls and operators
 MAX_LITERAL = 60           # characters in one number literal
 MAX_LITERAL_EXPONENT = 400  # |e| in 1.5e-7
 MAX_NUMBER_BITS = 4096     # size of a numerator or denominator after folding
+MAX_FLOAT_BITS = 1024      # |constant| < 2**1024 (about 1.8e308): floating point must hold it
 
 _TOKEN_RE = re.compile(r"""
     (?P<space>\s+)
@@ -81,6 +88,25 @@ class _Tok:
     pos: int
 
 
+def short(value, limit: int = 24) -> str:
+    """``value`` as text, cut for an error message (numbers keep their digit count)."""
+    if isinstance(value, (int, sp.Integer)) and not isinstance(value, bool):
+        n = int(value)
+        if n.bit_length() > 14_000:
+            return f"a number of {n.bit_length()} bits"
+        digits = str(abs(n))
+        if len(digits) > limit:
+            return f"{'-' if n < 0 else ''}{digits[0]}.{digits[1:4]}e{len(digits) - 1}"
+        return str(n)
+    try:
+        text = str(value)
+    except ValueError:   # an integer too long to print
+        return "a very large number"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 8]}…({len(text)} characters)"
+
+
 def _tokenize(text: str) -> list[_Tok]:
     toks: list[_Tok] = []
     i = 0
@@ -88,9 +114,12 @@ def _tokenize(text: str) -> list[_Tok]:
         m = _TOKEN_RE.match(text, i)
         if not m:
             ch = text[i]
-            raise ExpressionError(f"unexpected character {ch!r} in {text!r}", column=i,
-                                  hint=_HINTS.get(ch, "allowed: names, numbers, + - * / ** ^, parentheses and the functions "
-                                                      + ", ".join(FUNCTIONS)))
+            if ch == "_" or (ch.isalpha() and not ch.isascii()):
+                hint = "names start with an ASCII letter and contain letters, digits and _; write alpha for α"
+            else:
+                hint = _HINTS.get(ch, "allowed: names, numbers, + - * / ** ^, parentheses and the functions "
+                                      + ", ".join(FUNCTIONS))
+            raise ExpressionError(f"unexpected character {ch!r}", offset=i, hint=hint)
         kind = m.lastgroup
         if kind != "space":
             toks.append(_Tok(kind, m.group(), i))
@@ -102,38 +131,178 @@ def _tokenize(text: str) -> list[_Tok]:
 def _number(tok: _Tok) -> sp.Rational:
     text = tok.text
     if len(text) > MAX_LITERAL:
-        raise ExpressionError(f"number literal {text[:20]}... is too long ({len(text)} characters, at most {MAX_LITERAL})",
-                              column=tok.pos)
+        raise ExpressionError(f"the number {short(text)} is too long (at most {MAX_LITERAL} characters)",
+                              offset=tok.pos)
     mant, _, exp = text.lower().partition("e")
     if exp and abs(int(exp)) > MAX_LITERAL_EXPONENT:
-        raise ExpressionError(f"number {text} is out of range (exponent at most {MAX_LITERAL_EXPONENT})", column=tok.pos)
+        raise ExpressionError(f"the number {short(text)} is out of range (exponent at most {MAX_LITERAL_EXPONENT})",
+                              offset=tok.pos)
     if exp or "." in mant:
-        return sp.Rational(text)       # exact: 0.1 is 1/10
-    return sp.Integer(int(text))
+        value = sp.Rational(text)       # exact: 0.1 is 1/10
+    else:
+        value = sp.Integer(int(text))
+    if _magnitude_bits(value) > MAX_FLOAT_BITS:
+        raise ExpressionError(f"the number {short(text)} is too large (at most about 1.8e308)", offset=tok.pos)
+    return value
+
+
+def _bits(value: sp.Rational) -> int:
+    """The size of a rational in bits: its larger part (0 for 0 and ±1)."""
+    p, q = abs(int(value.p)), int(value.q)
+    if q == 1 and p <= 1:
+        return 0
+    return max(p.bit_length(), q.bit_length())
+
+
+def _magnitude_bits(value: sp.Rational) -> int:
+    """About log2 |value| (a rational), for the range of floating-point numbers."""
+    p = abs(int(value.p))
+    return p.bit_length() - int(value.q).bit_length() if p else 0
+
+
+def _size(value: sp.Expr) -> int:
+    """The size in bits of the largest rational inside a constant."""
+    if value.is_Rational:
+        return _bits(value)
+    return max((_bits(a) for a in value.atoms(sp.Rational)), default=1) or 1
 
 
 def _too_big(value: sp.Expr) -> bool:
     if value.is_Rational:
-        return max(abs(value.p).bit_length(), abs(value.q).bit_length()) > MAX_NUMBER_BITS
+        return _bits(value) > MAX_NUMBER_BITS or _magnitude_bits(value) > MAX_FLOAT_BITS
     return False
 
 
-def _safe_pow(base: sp.Expr, exponent: sp.Expr, pos: int) -> sp.Expr:
-    """base**exponent, refusing constant powers that would build huge numbers."""
-    if base.is_Number and exponent.is_Number:
-        if exponent.is_Integer:
-            bits = max(abs(base.p).bit_length(), abs(base.q).bit_length(), 1) if base.is_Rational else 64
-            if abs(int(exponent)) > 100_000 or bits * abs(int(exponent)) > MAX_NUMBER_BITS:
-                raise ExpressionError(f"the constant power {base}**{exponent} is too large to compute", column=pos,
-                                      hint="numbers in a definition are limited to about 1200 digits")
-        elif exponent.is_Rational and base.is_Rational:
-            if abs(exponent.p) > 1000 or exponent.q > 1000:
-                raise ExpressionError(f"the constant power {base}**{exponent} is too large to compute", column=pos)
-    elif exponent.is_Number and exponent.is_Rational:
-        if max(abs(exponent.p).bit_length(), abs(exponent.q).bit_length()) > 64:
-            raise ExpressionError(f"the exponent {exponent} is too large", column=pos,
-                                  hint="exponents are limited to 64-bit integers and fractions")
-    return sp.Pow(base, exponent)
+def _check_pow(base: sp.Expr, exponent: sp.Expr, pos: int) -> None:
+    """Refuse base**exponent where sympy would build a huge number while simplifying it.
+
+    Number bases are raised by sympy at once; other bases hand their
+    constant factors to the power ((2*a)**n is 2**n * a**n), so those factors
+    count too. Powers with a symbolic exponent stay unevaluated.
+    """
+    if base.is_number and not exponent.is_number:
+        try:
+            value = _float_value(base, {})
+        except ArithmeticError:
+            value = None
+        if value is not None and value <= 0:
+            raise ExpressionError(f"{short(base)} to a variable power is not a real function",
+                                  offset=pos, hint="the base of a variable power must be a positive constant")
+        return
+    if not (exponent.is_Number and exponent.is_Rational):
+        return
+    p, q = abs(int(exponent.p)), int(exponent.q)
+    # sympy may raise the base to the numerator p before it takes the q-th root: count p, not p/q
+    if base.is_number:
+        if base.is_Rational and _bits(base) == 0:
+            return   # 0, 1, -1 to any power: instant
+        if q > 1000 or p > 100_000 or _size(base) * p > MAX_NUMBER_BITS:
+            shown = short(exponent) if exponent.is_Integer else f"({short(exponent)})"
+            raise ExpressionError(f"the constant power {short(base)}**{shown} is too large to compute",
+                                  offset=pos, hint="numbers in a definition are limited to about 1.8e308")
+        return
+    if max(p.bit_length(), q.bit_length()) > 64:
+        raise ExpressionError(f"the exponent {short(exponent)} is too large", offset=pos,
+                              hint="exponents are limited to 64-bit integers and fractions")
+    factors = [f for f in sp.Mul.make_args(base) if f.is_number]
+    if factors and max(_size(f) for f in factors) * p > MAX_NUMBER_BITS:
+        raise ExpressionError(f"the power {short(exponent)} of a constant factor is too large to compute",
+                              offset=pos, hint="numbers in a definition are limited to about 1.8e308")
+
+
+def _check_exp(arg: sp.Expr, pos: int) -> None:
+    """exp(n*log(x)) is x**n to sympy: check that power before sympy computes it."""
+    for term in sp.Add.make_args(arg):
+        factors = sp.Mul.make_args(term)
+        logs = [f for f in factors if isinstance(f, sp.log)]
+        if len(logs) == 1:
+            coeff = sp.Mul(*[f for f in factors if f is not logs[0]])
+            if coeff.is_number:
+                _check_pow(logs[0].args[0], coeff, pos)
+
+
+class _NotFinite(ArithmeticError):
+    pass
+
+
+class _NotRealConstant(ArithmeticError):
+    pass
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+def _log(x: float) -> float:
+    if x < 0:
+        raise _NotRealConstant
+    if x == 0:
+        raise _NotFinite
+    return math.log(x)
+
+
+_FLOAT_FUNCS = {
+    "exp": math.exp, "log": _log, "tanh": math.tanh, "sin": math.sin, "cos": math.cos, "Abs": abs,
+    "sigmoid": _sigmoid, "softplus": _softplus, "relu": lambda x: max(x, 0.0),
+    "Max2": lambda a, b: a if a >= b else b, "Min2": lambda a, b: a if a <= b else b,
+}
+
+
+def _float_value(e: sp.Expr, memo: dict) -> float | None:
+    """A constant's value in floating point, computed without sympy's evalf.
+
+    Raises _NotFinite or _NotRealConstant; None where the form is not known
+    (then nothing is claimed about it).
+    """
+    try:
+        return memo[e]
+    except KeyError:
+        pass
+    try:
+        if e.is_Rational:
+            if _magnitude_bits(e) > MAX_FLOAT_BITS:
+                raise _NotFinite
+            v = int(e.p) / int(e.q)
+        elif e is sp.S.ImaginaryUnit:
+            raise _NotRealConstant
+        elif e.is_NumberSymbol or e.is_Float:
+            v = float(e)
+        elif e.is_Add or e.is_Mul:
+            parts = [_float_value(a, memo) for a in e.args]
+            if any(x is None for x in parts):
+                return None
+            v = math.fsum(parts) if e.is_Add else math.prod(parts)
+        elif e.is_Pow:
+            b, x = (_float_value(a, memo) for a in e.args)
+            if b is None or x is None:
+                return None
+            if b == 0 and x < 0:
+                raise _NotFinite
+            if b < 0 and not (e.exp.is_Integer):
+                raise _NotRealConstant
+            v = math.pow(b, x)
+        else:
+            f = _FLOAT_FUNCS.get(type(e).__name__)
+            if f is None:
+                return None
+            args = [_float_value(a, memo) for a in e.args]
+            if any(x is None for x in args):
+                return None
+            v = f(*args)
+    except (OverflowError, ZeroDivisionError):
+        raise _NotFinite from None
+    except ValueError:
+        raise _NotRealConstant from None
+    if isinstance(v, complex):
+        raise _NotRealConstant
+    if not math.isfinite(v):
+        raise _NotFinite
+    memo[e] = v
+    return v
 
 
 class _Parser:
@@ -143,6 +312,7 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.names: dict[str, None] = {}
+        self.memo: dict = {}
 
     # -- helpers -------------------------------------------------------
     @property
@@ -156,29 +326,50 @@ class _Parser:
 
     def error(self, message: str, tok: _Tok | None = None, hint: str | None = None) -> ExpressionError:
         tok = tok or self.tok
-        return ExpressionError(message, column=tok.pos, hint=hint)
+        return ExpressionError(message, offset=tok.pos, hint=hint)
 
     def enter(self):
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise self.error(f"expression is nested too deeply (more than {MAX_DEPTH} levels)",
+            raise self.error(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)",
                              hint="split it into several named equations")
+
+    def constant(self, value: sp.Expr, pos: int) -> None:
+        """Refuse a constant that is undefined, complex, or beyond floating point."""
+        if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise ExpressionError("this constant is undefined or infinite (division by zero, or log(0)?)",
+                                  offset=pos)
+        if _too_big(value):
+            raise ExpressionError(f"the constant {short(value)} is too large", offset=pos,
+                                  hint="numbers in a definition are limited to about 1.8e308")
+        try:
+            _float_value(value, self.memo)
+        except _NotRealConstant:
+            raise ExpressionError(f"the constant {short(value)} is not a real number", offset=pos,
+                                  hint="sqrt and log need non-negative (positive) arguments") from None
+        except _NotFinite:
+            raise ExpressionError(f"the constant {short(value)} is infinite or too large for floating point",
+                                  offset=pos, hint="numbers in a definition are limited to about 1.8e308") from None
 
     def check(self, value: sp.Expr, tok: _Tok) -> sp.Expr:
         if value.is_number:
-            if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
-                raise self.error("this constant is undefined or infinite (division by zero?)", tok)
-            if value.is_real is False:
-                raise self.error("this constant is not a real number", tok)
-            if _too_big(value):
-                raise self.error("a constant in this expression is too large", tok,
-                                 hint="numbers in a definition are limited to about 1200 digits")
+            self.constant(value, tok.pos)
         return value
+
+    def final_check(self, value: sp.Expr) -> None:
+        """Constants that sympy made while combining terms (exp(a)*exp(b) is exp(a + b))."""
+        stack = [value]
+        while stack:
+            e = stack.pop()
+            if e.is_number:
+                self.constant(e, 0)
+            else:
+                stack.extend(e.args)
 
     # -- grammar -------------------------------------------------------
     def parse(self) -> Parsed:
         if not self.text.strip():
-            raise ExpressionError("empty expression", column=0)
+            raise ExpressionError("the expression is empty", offset=0)
         expr = self.expr()
         if self.tok.kind != "end":
             t = self.tok
@@ -186,26 +377,38 @@ class _Parser:
                 raise self.error("unmatched ')'")
             if t.text == "(":
                 raise self.error("'(' after a value: write * for a product", hint="e.g. 2*(a + b)")
-            raise self.error(f"expected an operator before {t.text!r}", hint="write * for a product, e.g. 2*a")
+            raise self.error(f"expected an operator before {short(t.text)!r}", hint="write * for a product, e.g. 2*a")
+        self.final_check(expr)
         return Parsed(expr, tuple(self.names))
 
     def expr(self) -> sp.Expr:
         self.enter()
-        value = self.term()
+        first = self.term()
+        if self.tok.text not in ("+", "-"):
+            self.depth -= 1
+            return first
+        terms, op = [first], None
         while self.tok.text in ("+", "-"):
             op = self.take()
             rhs = self.term()
-            value = self.check(value + rhs if op.text == "+" else value - rhs, op)
+            terms.append(rhs if op.text == "+" else -rhs)
         self.depth -= 1
-        return value
+        return self.check(sp.Add(*terms), op)     # one Add: linear in the number of terms
 
     def term(self) -> sp.Expr:
-        value = self.unary()
+        first = self.unary()
+        if self.tok.text not in ("*", "/"):
+            return first
+        factors, op = [first], None
         while self.tok.text in ("*", "/"):
             op = self.take()
             rhs = self.unary()
-            value = self.check(value * rhs if op.text == "*" else value / rhs, op)
-        return value
+            if op.text == "/":
+                if rhs.is_Number and rhs.is_zero:
+                    raise self.error("division by zero", op)
+                rhs = sp.Pow(rhs, -1)
+            factors.append(rhs)
+        return self.check(sp.Mul(*factors), op)
 
     def unary(self) -> sp.Expr:
         if self.tok.text in ("+", "-"):
@@ -223,7 +426,8 @@ class _Parser:
             self.enter()
             exponent = self.unary()
             self.depth -= 1
-            return self.check(_safe_pow(base, exponent, op.pos), op)
+            _check_pow(base, exponent, op.pos)
+            return self.check(sp.Pow(base, exponent), op)
         return base
 
     def atom(self) -> sp.Expr:
@@ -240,7 +444,7 @@ class _Parser:
             self.take()
             value = self.expr()
             if self.tok.text != ")":
-                raise self.error("missing ')'", hint=f"the '(' at column {t.pos + 1} is not closed")
+                raise self.error("missing ')'", hint=f"the '(' at character {t.pos + 1} is not closed")
             self.take()
             return value
         if t.kind == "end":
@@ -249,7 +453,7 @@ class _Parser:
 
     def name(self, t: _Tok) -> sp.Expr:
         if not NAME_RE.match(t.text):
-            raise self.error(f"{t.text!r} is not an allowed name", t,
+            raise self.error(f"{short(t.text)!r} is not an allowed name", t,
                              hint="names start with a letter and contain letters, digits and _")
         if t.text in FUNCTIONS:
             raise self.error(f"{t.text!r} is a function: call it, e.g. {t.text}(x)", t)
@@ -260,7 +464,7 @@ class _Parser:
         if t.text not in FUNCTIONS:
             close = difflib.get_close_matches(t.text, list(FUNCTIONS), n=1)
             hint = f"did you mean {close[0]!r}?" if close else "the functions are " + ", ".join(FUNCTIONS)
-            raise self.error(f"unknown function {t.text!r}", t, hint=hint)
+            raise self.error(f"unknown function {short(t.text)!r}", t, hint=hint)
         build, (lo, hi) = FUNCTIONS[t.text]
         self.take()  # (
         self.enter()
@@ -275,14 +479,26 @@ class _Parser:
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = str(lo) if lo == hi else f"at least {lo}"
             raise self.error(f"{t.text} takes {want} argument{'s' if lo != 1 else ''}, got {len(args)}", t)
+        if t.text == "exp":
+            _check_exp(args[0], t.pos)
         return self.check(build(*args), t)
 
 
-def parse_expression(text: str) -> Parsed:
-    """Parse one expression of a definition. Raises ExpressionError."""
+def parse_expression(text: str, *, max_length: int | None = MAX_TEXT) -> Parsed:
+    """Parse one expression of a definition. Raises ExpressionError.
+
+    ``max_length=None`` lifts the length limit, for the expressions that the
+    network form writes itself (a neuron with thousands of inputs).
+    """
     if not isinstance(text, str):
         raise ExpressionError(f"expected an expression, got {type(text).__name__}")
-    if len(text) > MAX_TEXT:
-        raise ExpressionError(f"expression is too long ({len(text)} characters, at most {MAX_TEXT})",
+    if max_length is not None and len(text) > max_length:
+        raise ExpressionError(f"the expression is too long ({len(text)} characters, at most {MAX_TEXT})",
                               hint="split it into several named equations")
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except RecursionError:   # sympy's own recursion on a pathological expression
+        raise ExpressionError("the expression is too complex", hint="split it into several named equations") from None
+    except (ArithmeticError, ValueError) as e:   # a backstop: sympy's arithmetic on a case the checks missed
+        raise ExpressionError(f"the expression cannot be computed ({type(e).__name__})",
+                              hint="simplify its constants") from None

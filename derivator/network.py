@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import difflib
 
+from .expr import short
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus", "identity")
 OUTPUT_ACTIVATIONS = ACTIVATIONS + ("softmax",)
 LOSSES = ("mse", "half_sse", "bce", "cross_entropy")
@@ -36,7 +38,8 @@ NAMINGS = ("flat", "layered")
 NETWORK_KEYS = ("inputs", "layers", "bias", "loss", "naming")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 4096
-MAX_WEIGHTS = 200_000
+MAX_WEIGHTS = 100_000
+MAX_LAYERS = 1000
 
 
 def _choice(ctx, node, allowed, what):
@@ -44,7 +47,9 @@ def _choice(ctx, node, allowed, what):
     if not isinstance(v, str) or v not in allowed:
         close = difflib.get_close_matches(str(v), allowed, n=1) if isinstance(v, str) else []
         hint = (f"did you mean {close[0]!r}? " if close else "") + "supported: " + ", ".join(allowed)
-        raise ctx.err(f"unknown {what} {v!r}", node, hint=hint)
+        if v == "softmax":
+            hint = "softmax is for the output layer only; hidden layers: " + ", ".join(allowed)
+        raise ctx.err(f"unknown {what} {short(repr(v), 40)}", node, hint=hint)
     return v
 
 
@@ -68,6 +73,8 @@ def expand_network(ctx, node):
     lnode = net["layers"][1]
     if not isinstance(lnode.value, list) or not lnode.value:
         raise ctx.err("`layers` must be a non-empty list of {units, activation}", lnode)
+    if len(lnode.value) > MAX_LAYERS:
+        raise ctx.err(f"too many layers ({len(lnode.value)}, at most {MAX_LAYERS})", lnode)
     layers = []
     for i, item in enumerate(lnode.value):
         m = ctx.mapping(item, f"layer {i + 1}")
@@ -85,8 +92,10 @@ def expand_network(ctx, node):
     loss = _choice(ctx, net["loss"][1], LOSSES, "loss") if "loss" in net else "mse"
     naming = _choice(ctx, net["naming"][1], NAMINGS, "naming") if "naming" in net else "flat"
     sizes = [n_in] + [u for u, _ in layers]
-    if sum(a * b for a, b in zip(sizes, sizes[1:])) > MAX_WEIGHTS:
-        raise ctx.err(f"the network has more than {MAX_WEIGHTS} weights", node)
+    n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if n_weights > MAX_WEIGHTS:
+        raise ctx.err(f"the network has more than {MAX_WEIGHTS} weights ({n_weights})", node,
+                      hint="use fewer or narrower layers")
     if loss == "bce" and layers[-1][1] not in ("sigmoid",):
         pass  # allowed: any output in (0, 1) works; sigmoid is the usual one
     return _expand(n_in, layers, bias, loss, naming)

@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 
 from .errors import DefinitionError, ExpressionError, InputError
-from .expr import NAME_RE, Parsed, parse_expression
+from .expr import NAME_RE, Parsed, parse_expression, short
 from .functions import FUNCTIONS
 
 TOP_KEYS = ("title", "equations", "network", "output", "wrt", "at", "lr")
 MAX_EQUATIONS = 20_000
-MAX_FILE_BYTES = 5_000_000
+MAX_FILE_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -72,38 +72,110 @@ _PLAIN_TAGS = {
 }
 
 
+# plain scalars that YAML 1.1 resolves to these (2001-12-14, =, <<) are kept as the text written
+_TEXT_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"}
+
+
 class _Node:
-    """A YAML value with its line (1-based) and column (1-based)."""
+    """A YAML value with its line (1-based) and column (1-based).
 
-    __slots__ = ("value", "line", "column", "raw", "plain")
+    ``col0`` is the file column of the value's first character of text where
+    the text is copied from the file unchanged (a one-line plain or quoted
+    scalar without escapes), else None: expression errors then name the
+    value's own column.
+    """
 
-    def __init__(self, value, line, column, raw=None, plain=False):
+    __slots__ = ("value", "line", "column", "raw", "plain", "col0")
+
+    def __init__(self, value, line, column, raw=None, plain=False, col0=None):
         self.value, self.line, self.column, self.raw, self.plain = value, line, column, raw, plain
+        self.col0 = col0
 
 
-def _walk(node, loader, source) -> _Node:
-    line, col = node.start_mark.line + 1, node.start_mark.column + 1
-    if node.tag not in _PLAIN_TAGS:
-        raise DefinitionError(f"YAML tag {node.tag!r} is not allowed", source=source, line=line, column=col,
-                              hint="definitions are plain YAML: mappings, lists, strings and numbers")
-    if isinstance(node, yaml.MappingNode):
+MAX_YAML_NODES = 200_000     # values in one file, aliases counted each time they are used
+
+
+class _Walker:
+    """The composed YAML node tree -> _Node tree, with a budget on its size.
+
+    PyYAML's composer shares the node of an anchor between its aliases, so a
+    "billion laughs" file composes cheaply; expanding it here would not. Every
+    value visited counts against MAX_YAML_NODES, so alias bombs stop early;
+    an alias inside the value it names (a loop) and deep nesting are refused.
+    """
+
+    def __init__(self, loader, source):
+        self.loader, self.source, self.count = loader, source, 0
+        self.open: set[int] = set()     # the collections being walked (an alias to one of them is a loop)
+
+    def error(self, message, node, hint=None) -> DefinitionError:
+        return DefinitionError(message, source=self.source, line=node.start_mark.line + 1,
+                               column=node.start_mark.column + 1, hint=hint)
+
+    def walk(self, node, path=()) -> _Node:
+        self.count += 1
+        if self.count > MAX_YAML_NODES:
+            raise self.error(f"the YAML holds too many values (more than {MAX_YAML_NODES}, aliases included)",
+                             node, hint="a definition needs far fewer; is this an alias bomb?")
+        if isinstance(node, yaml.ScalarNode) and node.tag in _TEXT_TAGS:
+            node = yaml.ScalarNode("tag:yaml.org,2002:str", node.value, node.start_mark, node.end_mark, node.style)
+        if node.tag not in _PLAIN_TAGS:
+            raise self.error(f"YAML tag {short(node.tag, 60)!r} is not allowed", node,
+                             hint="definitions are plain YAML: mappings, lists, text and numbers")
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        if id(node) in self.open:
+            raise self.error("a YAML alias refers to a value that contains it", node,
+                             hint="definitions cannot be recursive")
+        if len(path) > 40:
+            raise self.error("the YAML is nested too deeply", node,
+                             hint="a definition needs a few levels of nesting at most")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return _Node([self.walk(v, path + ("[]",)) for v in node.value],
+                             node.start_mark.line + 1, node.start_mark.column + 1)
+            return self.mapping(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def mapping(self, node, path) -> _Node:
         out: dict[str, tuple[_Node, _Node]] = {}
         for knode, vnode in node.value:
-            if knode.tag == "tag:yaml.org,2002:merge" or not isinstance(knode, yaml.ScalarNode):
-                raise DefinitionError("keys must be plain names", source=source,
-                                      line=knode.start_mark.line + 1, column=knode.start_mark.column + 1)
+            kline, kcol = knode.start_mark.line + 1, knode.start_mark.column + 1
+            if knode.tag == "tag:yaml.org,2002:merge":
+                raise self.error("YAML merge keys (<<) are not allowed", knode, hint="write the keys out")
+            if not isinstance(knode, yaml.ScalarNode):
+                raise self.error("keys must be plain names", knode)
+            if knode.tag not in _PLAIN_TAGS and knode.tag not in _TEXT_TAGS:
+                raise self.error(f"YAML tag {short(knode.tag, 60)!r} is not allowed", knode)
             key = knode.value
             if key in out:
-                raise DefinitionError(f"duplicate key {key!r} (first on line {out[key][0].line})", source=source,
-                                      line=knode.start_mark.line + 1, column=knode.start_mark.column + 1,
-                                      hint="each key may appear once in a mapping")
-            out[key] = (_Node(key, knode.start_mark.line + 1, knode.start_mark.column + 1), _walk(vnode, loader, source))
-        return _Node(out, line, col)
-    if isinstance(node, yaml.SequenceNode):
-        return _Node([_walk(v, loader, source) for v in node.value], line, col)
-    value = loader.construct_object(node)
-    plain = node.style is None and node.end_mark.line == node.start_mark.line
-    return _Node(value, line, col, raw=node.value, plain=plain)
+                first = out[key][0].line
+                if path == ("equations",):
+                    raise self.error(f"{short(key)} is defined twice (first on line {first})", knode,
+                                     hint="each name is defined once; give the new quantity another name")
+                raise self.error(f"duplicate key {short(key)!r} (first on line {first})", knode,
+                                 hint="each key may appear once in a mapping")
+            out[key] = (_Node(key, kline, kcol), self.walk(vnode, path + (key,)))
+        return _Node(out, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def scalar(self, node) -> _Node:
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        try:
+            value = self.loader.construct_object(node)
+        except (ValueError, OverflowError):   # e.g. an integer of thousands of digits
+            raise self.error(f"the number {short(node.value)} is too long", node,
+                             hint="numbers in a definition are limited to about 1.8e308") from None
+        one_line = node.end_mark.line == node.start_mark.line
+        col0 = None
+        if one_line and node.style is None:
+            col0 = col
+        elif one_line and node.style in ("'", '"'):
+            buf = getattr(node.start_mark, "buffer", None)
+            if buf is not None and buf[node.start_mark.index:node.end_mark.index] == node.style + node.value + node.style:
+                col0 = col + 1
+        return _Node(value, line, col, raw=node.value, plain=node.style is None and one_line, col0=col0)
 
 
 def _read_yaml(text: str, source: str) -> _Node:
@@ -115,20 +187,38 @@ def _read_yaml(text: str, source: str) -> _Node:
         try:
             root = loader.get_single_node()
             if root is None:
-                raise DefinitionError("the file holds no YAML document", source=source, line=1,
+                raise DefinitionError("the file holds no YAML document (only comments?)", source=source, line=1,
                                       hint="a definition needs `equations:` or `network:`")
-            return _walk(root, loader, source)
+            return _Walker(loader, source).walk(root)
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        ch = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        raise DefinitionError(f"the file holds a character that YAML does not allow (U+{ch:04X})", source=source,
+                              line=line, column=column, hint="control characters are not allowed") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        what = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
+        what = "; ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
         raise DefinitionError(f"YAML syntax error: {what}", source=source,
-                              line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
+                              line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
+                              hint=_yaml_hint(what)) from None
     except yaml.YAMLError as e:
         raise DefinitionError(f"YAML error: {e}", source=source) from None
     except RecursionError:
-        raise DefinitionError("YAML is nested too deeply", source=source) from None
+        raise DefinitionError("the YAML is nested too deeply", source=source,
+                              hint="a definition needs a few levels of nesting at most") from None
+
+
+def _yaml_hint(what: str) -> str | None:
+    if "'\\t'" in what:
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in what:
+        return "a value that contains ': ' must be quoted"
+    if "found undefined alias" in what:
+        return "an alias *name needs an anchor &name before it"
+    return None
 
 
 def _plain(node: _Node):
@@ -142,17 +232,29 @@ def _plain(node: _Node):
 
 
 def _wrap(value, source: str) -> _Node:
-    """A plain dict (Python API) as a _Node tree without lines."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise DefinitionError(f"key {k!r} is not a string", source=source)
-            out[k] = (_Node(k, None, None), _wrap(v, source))
-        return _Node(out, None, None)
-    if isinstance(value, (list, tuple)):
-        return _Node([_wrap(v, source) for v in value], None, None)
-    return _Node(value, None, None, raw=str(value) if isinstance(value, (int, float, str)) else None, plain=True)
+    """A plain dict (Python API) as a _Node tree without lines (bounded like YAML)."""
+    count = 0
+
+    def wrap(v, depth):
+        nonlocal count
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise DefinitionError(f"the definition holds too many values (more than {MAX_YAML_NODES})", source=source)
+        if depth > 50:
+            raise DefinitionError("the definition is nested too deeply (or refers to itself)", source=source)
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    raise DefinitionError(f"key {short(repr(k))} is not text", source=source)
+                out[k] = (_Node(k, None, None), wrap(x, depth + 1))
+            return _Node(out, None, None)
+        if isinstance(v, (list, tuple)):
+            return _Node([wrap(x, depth + 1) for x in v], None, None)
+        raw = v if isinstance(v, str) else (repr(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None)
+        return _Node(v, None, None, raw=raw, plain=True)
+
+    return wrap(value, 0)
 
 
 # ------------------------------------------------------------ validation ---
@@ -190,7 +292,7 @@ class _Ctx:
         if integer and not isinstance(v, int):
             raise self.err(f"{what} must be a whole number, got {v!r}", node)
         if isinstance(v, float) and not math.isfinite(v):
-            raise self.err(f"{what} must be a finite number, got {v!r}", node)
+            raise self.err(f"{what} must be a finite number, got {short(node.raw or v)}", node)
         if isinstance(v, int) and not integer:
             if abs(v) > 10 ** 300:
                 raise self.err(f"{what} is out of range", node)
@@ -246,17 +348,24 @@ def _parse_equations(ctx: _Ctx, node: _Node) -> list[tuple[Equation, _Node]]:
     for name, (knode, vnode) in mapping.items():
         check_name(name, ctx, knode)
         v = vnode.value
-        if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
-            raise ctx.err(f"the equation for {name} must be an expression, got {_kind(v)}", vnode)
-        text = vnode.raw if vnode.raw is not None else str(v)
+        if isinstance(v, (dict, list)) or ((isinstance(v, bool) or v is None) and not vnode.raw):
+            raise ctx.err(f"the equation for {name} must be an expression, got {_kind(v)}", vnode,
+                          hint="write it on the same line, e.g. `u: a*b`")
+        if isinstance(v, float) and not math.isfinite(v) and not vnode.line:   # load_dict({"F": float("nan")})
+            raise ctx.err(f"the equation for {name} must be an expression, got {v!r}", vnode)
+        text = vnode.raw if vnode.raw is not None else str(v)   # the text as written: `on`, `1e5`, `0x1F`
         try:
             parsed: Parsed = parse_expression(text)
         except ExpressionError as e:
-            col = None
-            if vnode.plain and vnode.column is not None and e.column is not None:
-                col = vnode.column + e.column
             e.message = f"in the equation for {name}: {e.message}"
-            raise e.located(ctx.source, vnode.line, col) from None
+            if vnode.line is not None and e.column is None:
+                offset = getattr(e, "offset", None)
+                if vnode.col0 is not None and offset is not None:
+                    e.column = vnode.col0 + offset
+                else:
+                    e.column = vnode.column
+                e.offset = None if vnode.col0 is not None else offset
+            raise e.located(ctx.source, vnode.line) from None
         if name in parsed.names:
             raise ctx.err(f"{name} is defined in terms of itself (cycle: {name} -> {name})", vnode,
                           hint="give the new value another name")
@@ -285,7 +394,9 @@ def _order(ctx: _Ctx, eqs: list[tuple[Equation, _Node]]) -> tuple[Equation, ...]
                 continue
             if state.get(nxt) == 1:
                 cyc = trail[trail.index(nxt):] + [nxt]
-                raise ctx.err("the equations form a cycle: " + " -> ".join(cyc), defined[nxt][1],
+                shown = " -> ".join(cyc) if len(cyc) <= 12 else \
+                    " -> ".join(cyc[:6]) + f" -> … ({len(cyc) - 9} more) -> " + " -> ".join(cyc[-3:])
+                raise ctx.err("the equations form a cycle: " + shown, defined[nxt][1],
                               hint="a quantity cannot depend on itself; rename one of them")
             if state.get(nxt) is None:
                 state[nxt] = 1
@@ -319,9 +430,12 @@ def _build(root: _Node, source: str) -> Definition:
     if has_net:
         from .network import expand_network
         texts, default_wrt, display, layers = expand_network(ctx, top["network"][1])
+        if len(texts) > MAX_EQUATIONS:
+            raise ctx.err(f"the network expands to too many equations ({len(texts)}, at most {MAX_EQUATIONS})",
+                          top["network"][1], hint="use fewer or narrower layers")
         eqs = []
         for name, text in texts:
-            parsed = parse_expression(text)
+            parsed = parse_expression(text, max_length=None)
             eqs.append((Equation(name, text, parsed.expr, parsed.names, None), top["network"][0]))
         form = "network"
     else:
@@ -378,7 +492,7 @@ def _build(root: _Node, source: str) -> Definition:
                 raise unknown(name, knode, "`at`")
             if name in defined_set:
                 raise ctx.err(f"`at` gives a value for {name!r}, which is computed by an equation", knode,
-                              hint="give values for leaves only (inputs, weights, targets)")
+                              hint="give values for leaves only: inputs, weights, targets")
             at.append((name, value))
             ctx.lines[f"at.{name}"] = knode.line
     lr = None
