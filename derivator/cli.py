@@ -158,7 +158,9 @@ def evaluate(d, overrides: dict, lr: float | None) -> dict:
         raise UsageError("no value for " + ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else ""), source=d.source,
                          hint="add them to `at:` in the file, or pass --at NAME=VALUE")
     grad = api.compile(d)
-    out = grad(**{x: at[x] for x in g.leaves})
+    import numpy as np
+    with np.errstate(all="ignore"):          # non-finite results are reported below, once
+        out = grad(**{x: at[x] for x in g.leaves})
     def num(v):
         v = float(v)
         return v if math.isfinite(v) else None

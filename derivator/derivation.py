@@ -290,6 +290,7 @@ def _adjoint_env(ws: Workspace, cn: Cone, env: dict) -> dict:
     on = set(cn.nodes)
     d = {cn.output: 1}
     out = dict(env)
+    out[delta_symbol(cn.output)] = 1
     for name in reversed(cn.nodes):
         if name == cn.output:
             continue

@@ -34,6 +34,9 @@ FUNCS = {
     sp.Abs: abs, sp.sign: lambda x: mpmath.sign(x), sigmoid: _mp_sigmoid, softplus: _mp_softplus,
     relu: lambda x: x if x > 0 else mpmath.mpf(0),
     Max2: lambda a, b: a if a >= b else b, Min2: lambda a, b: a if a <= b else b,
+    # sympy's own derivatives of |u| for a u it cannot prove real hold these (values here are real)
+    sp.re: lambda x: x, sp.im: lambda x: mpmath.mpf(0), sp.atan2: mpmath.atan2,
+    sp.arg: lambda x: mpmath.pi if x < 0 else mpmath.mpf(0),
     logsumexp: lambda *u: max(u) + mpmath.log(mpmath.fsum(mpmath.exp(x - max(u)) for x in u)),
     sp.Heaviside: _heaviside, sp.DiracDelta: lambda x, *k: mpmath.mpf(0) if x != 0 else mpmath.inf,
 }

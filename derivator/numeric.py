@@ -196,7 +196,10 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
     body.append(f"{ind}_shape = numpy.broadcast_shapes({', '.join('numpy.shape(' + names[x] + ')' for x in leaves)}{',' if len(leaves) == 1 else ''})")
     body.append(f"{ind}# forward: every node from its parents")
     for n in nodes:
-        body.append(f"{ind}{names[n.name]} = {pr.doprint(n.expr)}")
+        value = pr.doprint(n.expr)
+        if not n.expr.free_symbols:          # a constant node (u = a - a is 0): a float64, never a Python int
+            value = f"numpy.float64({value})"
+        body.append(f"{ind}{names[n.name]} = {value}")
     body.append(f"{ind}# shared subexpressions of the local partials")
     for s, e in reps:
         body.append(f"{ind}{s.name} = {pr.doprint(e)}")
@@ -344,7 +347,7 @@ class CompiledGradient:
                 raise UsageError(f"input {name} holds NaN or an infinite value{where}",
                                  hint="derivator refuses non-finite inputs instead of passing them on")
 
-    def __call__(self, **leaves) -> Evaluation:
+    def __call__(self, /, **leaves) -> Evaluation:
         """Per-sample values, adjoints and gradient; NaN or infinite inputs raise UsageError."""
         args = self._args(leaves)
         self._nonfinite_inputs(args)
@@ -353,7 +356,7 @@ class CompiledGradient:
             values, adjoints, gradient = ({k: v[()] for k, v in m.items()} for m in (values, adjoints, gradient))
         return Evaluation(self.output, values[self.output], values, gradient, adjoints)
 
-    def sum(self, **batch) -> Totals:
+    def sum(self, /, **batch) -> Totals:
         """Batch totals; a non-finite total is traced to its input (UsageError) when one is to blame."""
         args = self._args(batch)
         value, gradient, n = self._chunked_totals(args)
@@ -380,7 +383,7 @@ class CompiledGradient:
                     gradient[k] += g[k]
         return value, gradient, n
 
-    def mean(self, **batch) -> Totals:
+    def mean(self, /, **batch) -> Totals:
         t = self.sum(**batch)
         n = max(t.count, 1)
         return Totals(self.output, t.value / n, {k: v / n for k, v in t.gradient.items()}, t.count)

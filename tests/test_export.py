@@ -93,3 +93,11 @@ def test_exported_module_is_the_same_under_any_hash_seed():
                            capture_output=True, text=True, env=env, check=True)
         outs.add(r.stdout)
     assert len(outs) == 1
+
+
+def test_a_leaf_may_be_called_self():
+    d = derivator.load_dict({"equations": {"u": "self*other"}, "at": {"self": 2, "other": 3}})
+    grad = derivator.compile(d)
+    assert float(grad(self=2.0, other=3.0).gradient["self"]) == 3.0
+    assert grad.sum(self=[2.0, 1.0], other=3.0).gradient["self"] == 6.0
+    assert grad.mean(self=[2.0, 1.0], other=3.0).value == pytest.approx(4.5)

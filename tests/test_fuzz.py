@@ -316,21 +316,16 @@ def test_hard_limit_catches_nothing_on_known_bombs(text):
         assert outcome(parse_expression, text) is None
 
 
-# Found by this fuzzing, in the derivation stage (not the loader): sympy's derivative of Abs(u) for a u
-# not known to be real (a**b, sqrt(a)) holds re/im/atan2; mpeval cannot evaluate them and the command
-# ends in an internal error (exit 1) instead of a result or a clear message.
-@pytest.mark.xfail(reason="known bug in the derivation stage: Abs of a power", strict=False)
+# Found by this fuzzing: sympy's derivative of Abs(u) for a u not known to be real (a**b, sqrt(a))
+# holds re/im/atan2, which mpeval now evaluates (for real values).
 @pytest.mark.parametrize("expr", ["abs(a**b)", "abs(a**a)"])
 def test_known_bug_abs_of_a_power(expr):
     d = derivator.load_dict({"equations": {"u": expr}})
     outcome(derivator.derive_all, d)
 
 
-# Found by this fuzzing, in the compiled function (numeric.py): a node that is a constant 0 (u0 = a - a)
-# is computed in Python floats, so log(u0) or 2/u0 raises ZeroDivisionError (even for NumPy inputs)
-# instead of giving inf/nan; `derivator eval` then ends in an internal error instead of its
-# "the values are not finite at this point" message.
-@pytest.mark.xfail(reason="known bug in numeric.py: ZeroDivisionError on a constant 0 node", strict=False)
+# Found by this fuzzing: a constant node (u0 = a - a) is now a float64 in the compiled code, so
+# log(u0) or 2/u0 gives inf/nan (and `derivator eval` its "not finite" message), never ZeroDivisionError.
 @pytest.mark.parametrize("eqs", [{"u0": "a - a", "u1": "log(u0)"}, {"u0": "a - a", "u1": "2/u0"}])
 @pytest.mark.parametrize("value", [0.5, np.array([0.5])])
 def test_known_bug_constant_zero_node(eqs, value):

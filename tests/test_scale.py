@@ -91,3 +91,14 @@ def test_small_graph_shows_the_path_sum_and_its_factoring():
     assert proof.check.method == "symbolic"
     md = proof.to_markdown()
     assert "Chain rule: a sum over paths" in md and "Reverse accumulation" in md
+
+
+def test_long_chain_whose_result_is_stated_through_adjoints():
+    """u_i = u_{i-1}·c + a, 300 times: a reaches the output along 300 paths; the check still runs."""
+    eqs = {"u0": "a*c"}
+    for i in range(1, 301):
+        eqs[f"u{i}"] = f"u{i - 1}*c + a"
+    d = derivator.load_dict({"equations": eqs, "wrt": ["a"]})
+    proof = derivator.derive(d, "a")
+    assert proof.path_count == 301
+    assert proof.verified
