@@ -31,7 +31,7 @@ POINTS = 3
 TOLERANCE = mpmath.mpf(10) ** -(DIGITS - 8)
 SYMBOLIC_OPS = 400          # largest expression tried with expand/cancel
 COMPOSE_NODES = 40          # graphs up to this many nodes are composed in the leaves …
-COMPOSE_TREE = 400          # … when the output written out as a tree has at most this many nodes
+COMPOSE_TREE = 120          # … when the output written out as a tree has at most this many nodes
 _SEED = 20260601
 
 
