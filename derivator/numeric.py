@@ -65,6 +65,8 @@ def _full(x, shape):
 
 
 def _total(x, shape):
+    if x.__class__ is numpy.ndarray and x.shape == shape:
+        return x.sum()
     x = numpy.asarray(x, dtype=float)
     if x.shape == shape:
         return x.sum()
@@ -72,6 +74,8 @@ def _total(x, shape):
 
 
 def _dot(a, b, shape):
+    if a.__class__ is numpy.ndarray and b.__class__ is numpy.ndarray and a.shape == shape and b.shape == shape:
+        return numpy.dot(a.ravel(), b.ravel())
     a = numpy.asarray(a, dtype=float)
     b = numpy.asarray(b, dtype=float)
     if a.shape == shape and b.shape == shape:
