@@ -14,6 +14,7 @@ it as a standalone module that needs NumPy only.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -244,7 +245,10 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
         if extra:
             report[name] = _var("r", name)
             own = [adj[name]] if name in adj else []
-            body.append(f"{ind}{report[name]} = {' + '.join(own + extra)}  # the adjoint as written, for the report")
+            if not any(line.startswith(f"{ind}with numpy.errstate(all='ignore')") for line in body[-1:]) \
+                    and not body[-1].startswith(f"{ind}    r_"):
+                body.append(f"{ind}with numpy.errstate(all='ignore'):  # may be ±inf or nan at saturation: reported as is")
+            body.append(f"{ind}    {report[name]} = {' + '.join(own + extra)}  # the adjoint as written")
     head = body
 
     def names_tuple(items, fmt):
@@ -280,7 +284,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
     for line in head:
         if any(line.strip().startswith(_var("a", w) + " =") for w in wrt if graph.is_leaf(w)):
             continue
-        if line.strip().startswith("r_"):
+        if line.strip().startswith("r_") or "reported as is" in line:
             continue
         totals.append("    " + line)
     totals.append(f"        _gradient = {names_tuple(wrt, total_of)}")
@@ -364,9 +368,12 @@ class CompiledGradient:
     def sum(self, /, **batch) -> Totals:
         """Batch totals; a non-finite total is traced to its input (UsageError) when one is to blame."""
         args = self._args(batch)
-        value, gradient, n = self._chunked_totals(args)
+        with np.errstate(invalid="ignore"):     # a non-finite total is traced below, not warned about twice
+            value, gradient, n = self._chunked_totals(args)
         if not (math.isfinite(value) and all(math.isfinite(v) for v in gradient.values())):
             self._nonfinite_inputs(args)
+            warnings.warn(f"the batch total of {self.output} or of a gradient is not finite", RuntimeWarning,
+                          stacklevel=2)
         return Totals(self.output, float(value), {k: float(v) for k, v in gradient.items()}, int(n))
 
     def _chunked_totals(self, args):
