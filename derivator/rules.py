@@ -25,7 +25,8 @@ from .functions import Max2, Min2, logsumexp, relu, sigmoid, softplus
 class Rule:
     name: str          # short name, cited in the derivation
     formula: str       # the rule in LaTeX, shown in documents
-    derivative: Callable | None = None
+    derivative: Callable | None = None   # f'(u) from (u, f(u)), for a function of one argument
+    partials: Callable | None = None     # (∂f/∂u_1, ∂f/∂u_2, …) from f(u_1, u_2, …), for several
 
 
 # One line per operation: class -> rule.
@@ -39,9 +40,12 @@ RULES: dict[type, Rule] = {
     sp.sin: Rule("sin′ = cos", r"\sin'(u) = \cos(u)", lambda u, f: sp.cos(u)),
     sp.cos: Rule("cos′ = −sin", r"\cos'(u) = -\sin(u)", lambda u, f: -sp.sin(u)),
     sp.Abs: Rule("|u|′ = sign(u)", r"|u|' = \operatorname{sign}(u)", lambda u, f: sp.sign(u)),
-    Max2: Rule("max rule", r"\frac{\partial \max(a,b)}{\partial a} = [a \ge b]"),
-    Min2: Rule("min rule", r"\frac{\partial \min(a,b)}{\partial a} = [a \le b]"),
-    logsumexp: Rule("LSE′ = softmax", r"\frac{\partial}{\partial u_k} \log \sum_j e^{u_j} = e^{u_k - \log \sum_j e^{u_j}}"),
+    Max2: Rule("max rule", r"\frac{\partial \max(a,b)}{\partial a} = [a \ge b]",
+               partials=lambda e: (sp.Heaviside(e.args[0] - e.args[1], 1), sp.Heaviside(e.args[1] - e.args[0], 0))),
+    Min2: Rule("min rule", r"\frac{\partial \min(a,b)}{\partial a} = [a \le b]",
+               partials=lambda e: (sp.Heaviside(e.args[1] - e.args[0], 1), sp.Heaviside(e.args[0] - e.args[1], 0))),
+    logsumexp: Rule("LSE′ = softmax", r"\frac{\partial}{\partial u_k} \log \sum_j e^{u_j} = e^{u_k - \log \sum_j e^{u_j}}",
+                    partials=lambda e: tuple(sp.exp(u - e) for u in e.args)),
     sp.Add: Rule("sum rule", r"(u + v)' = u' + v'"),
     sp.Mul: Rule("product rule", r"(uv)' = u'v + uv'"),
     "constant": Rule("constant multiple rule", r"(c\,u)' = c\,u'"),
@@ -74,23 +78,13 @@ class _Diff:
         if e == self.var:
             self.note("identity")
             return sp.S.One
-        if isinstance(e, sp.Add):
-            self.note(sp.Add)
-            return sp.Add(*[self.d(a) for a in e.args])
-        if isinstance(e, sp.Mul):
-            return self.mul(e)
-        if isinstance(e, sp.Pow):
-            return self.pow(e)
-        if type(e) in (Max2, Min2):
-            self.note(type(e))
-            a, b = e.args
-            first, second = (sp.Heaviside(a - b, 1), sp.Heaviside(b - a, 0)) if type(e) is Max2 else \
-                            (sp.Heaviside(b - a, 1), sp.Heaviside(a - b, 0))
-            return first * self.d(a) + second * self.d(b)
-        if type(e) is logsumexp:
-            self.note(logsumexp)
-            return sp.Add(*[sp.exp(u - e) * self.d(u) for u in e.args])
+        structural = _STRUCTURAL.get(type(e))
+        if structural is not None:
+            return structural(self, e)
         r = RULES.get(type(e))
+        if r is not None and r.partials is not None:          # f(u_1, …, u_n): Σ ∂f/∂u_i · u_i'
+            self.note(type(e))
+            return sp.Add(*[p * self.d(u) for p, u in zip(r.partials(e), e.args)])
         if r is None or r.derivative is None or len(e.args) != 1:
             raise NotImplementedError(f"no rule for {type(e).__name__}")
         u = e.args[0]
@@ -99,6 +93,10 @@ class _Diff:
         if u != self.var:
             self.note("chain")
         return r.derivative(u, e) * du
+
+    def add(self, e: sp.Add) -> sp.Expr:
+        self.note(sp.Add)
+        return sp.Add(*[self.d(a) for a in e.args])
 
     def mul(self, e: sp.Mul) -> sp.Expr:
         dep = [a for a in e.args if a.has(self.var)]
@@ -132,6 +130,10 @@ class _Diff:
             return e * sp.log(base) * de
         self.note("general power")
         return e * (self.d(exp) * sp.log(base) + exp * self.d(base) / base)
+
+
+# sums, products and powers: rules on the structure of the expression, not on a function
+_STRUCTURAL = {sp.Add: _Diff.add, sp.Mul: _Diff.mul, sp.Pow: _Diff.pow}
 
 
 def local_derivative(expr: sp.Expr, var: sp.Symbol) -> tuple[sp.Expr, tuple[str, ...]]:
