@@ -34,8 +34,12 @@ def template_dir() -> str:
 
 
 def _env(kind: str, user_dir: str | None = None) -> jinja2.Environment:
-    paths = ([user_dir] if user_dir else []) + [template_dir()]
-    opts = dict(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
+    # a user's folder first; the shipped templates also as "derivator/NAME", so that a user's
+    # derivation.md.j2 can {% extends "derivator/derivation.md.j2" %} and override only some blocks
+    shipped = jinja2.FileSystemLoader(template_dir())
+    loaders = ([jinja2.FileSystemLoader(user_dir)] if user_dir else []) + \
+        [jinja2.PrefixLoader({"derivator": shipped}), shipped]
+    opts = dict(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     if kind == "tex":
         opts.update(block_start_string="<%", block_end_string="%>", variable_start_string="<<",
