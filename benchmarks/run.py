@@ -706,7 +706,7 @@ def main(argv=None) -> int:
                          f"{r['max_relative_difference_vs_derivator'].get(name, 0.0):.1e}"])
         target = (f"target: derivator <= 0.8x hand NumPy -> {med['derivator'] / hand:.2f}x  {verdict(verdicts['a'])}"
                   if key == "a" else
-                  f"target: derivator <= 1.0x torch -> "
+                  "target: derivator <= 1.0x torch -> "
                   + ("torch not installed" if tor is None else f"{med['derivator'] / tor:.2f}x") + f"  {verdict(verdicts['b'])}")
         extra = ""
         if key == "a":

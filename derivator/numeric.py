@@ -410,7 +410,3 @@ def compile_graph(graph: Graph, wrt, partial, definition=None, doc: str = "", by
     source = generate(graph, tuple(wrt), partial, doc=doc, bypassed=bypassed, original_partial=original_partial,
                       layers=layers)
     return CompiledGradient(graph, tuple(wrt), source, definition)
-
-
-def finite(x) -> bool:
-    return all(math.isfinite(v) for v in np.ravel(x))

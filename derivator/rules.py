@@ -58,10 +58,6 @@ RULES: dict[type, Rule] = {
 }
 
 
-def rule(key) -> Rule:
-    return RULES[key]
-
-
 class _Diff:
     """Differentiates by the table, recording the rules used (in order, once each)."""
 

@@ -221,16 +221,6 @@ def _yaml_hint(what: str) -> str | None:
     return None
 
 
-def _plain(node: _Node):
-    """A _Node tree back to plain Python values (for load_dict parity)."""
-    v = node.value
-    if isinstance(v, dict):
-        return {k: _plain(vn) for k, (_, vn) in v.items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
-
-
 def _wrap(value, source: str) -> _Node:
     """A plain dict (Python API) as a _Node tree without lines (bounded like YAML)."""
     count = 0
