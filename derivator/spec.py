@@ -51,6 +51,12 @@ class Definition:
     layers: tuple[tuple[str, ...], ...] = ()             # network form: node names per layer
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False)   # key path -> line
 
+    def __repr__(self) -> str:
+        wrt = ", ".join(self.wrt[:6]) + (", …" if len(self.wrt) > 6 else "")
+        title = f" {self.title!r}" if self.title else ""
+        return (f"<Definition{title} from {self.source} ({self.form} form): {len(self.equations)} equations, "
+                f"output {self.output}, wrt {wrt}>")
+
     @property
     def at_dict(self) -> dict[str, float]:
         return dict(self.at)
