@@ -21,6 +21,7 @@ from typing import Mapping
 import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import precedence
 
 from .errors import UsageError, VerificationError
 from .graph import Graph
@@ -95,6 +96,23 @@ class _Printer(NumPyPrinter):
     def _print_Symbol(self, s):
         return self.names[s.name]
 
+    def _print_Add(self, expr, order=None):
+        """As sympy prints it, but starting with a positive term: ``y - o``, not ``-o + y``
+        (one array pass fewer: no negation before the sum)."""
+        terms = list(self._as_ordered_terms(expr, order=order))
+        first = next((i for i, t in enumerate(terms) if not t.could_extract_minus_sign()), 0)
+        terms.insert(0, terms.pop(first))
+        prec = precedence(expr)
+        parts = []
+        for term in terms:
+            t = self._print(term)
+            sign = "+"
+            if t.startswith("-") and not term.is_Add:
+                sign, t = "-", t[1:]
+            parts += [sign, f"({t})" if precedence(term) < prec or term.is_Add else t]
+        sign = parts.pop(0)
+        return ("-" if sign == "-" else "") + " ".join(parts)
+
     def _print_sigmoid(self, e):
         return f"_sigmoid({self._print(e.args[0])})"
 
@@ -147,6 +165,16 @@ class Totals:
         return f"<Totals {self.output} = {self.value!r} over {self.count} samples>"
 
 
+def _pull_constant(e):
+    """2*o - 2*y as 2*(o - y), kept unevaluated (sympy would distribute the 2 again): one pass fewer."""
+    if not e.is_Add:
+        return e
+    c, rest = sp.factor_terms(e).as_coeff_Mul()
+    if c in (1, -1) or not rest.is_Add:
+        return e
+    return sp.Mul(c, rest, evaluate=False)
+
+
 def _docstring(text: str) -> str:
     """A triple-quoted docstring that no text (a user's title) can close early."""
     clean = "".join(ch if ch == "\n" or (ord(ch) >= 32 and ord(ch) != 127) else " " for ch in text)
@@ -187,8 +215,10 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
         raise VerificationError("the local derivatives did not pass their checks, so no gradient is compiled: "
                                 + "; ".join(failed))
     # factor_terms before printing: 2*o - 2*y becomes 2*(o - y), one array pass fewer (never simplify())
-    exprs = [sp.factor_terms(lp.expr) if lp.expr.is_Add else lp.expr for lp in used]
+    exprs = [lp.expr for lp in used]
     reps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), optimizations=None, order="none")
+    reps = [(t, _pull_constant(e)) for t, e in reps]
+    reduced = [_pull_constant(e) for e in reduced]
     for s, _ in reps:
         names[s.name] = s.name
     pedge = dict(zip(edges, reduced))
