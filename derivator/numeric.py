@@ -57,6 +57,24 @@ def _logsumexp(*u):
     return m + numpy.log(sum(numpy.exp(x - m) for x in u))
 
 
+def _imul(t, a):
+    """t * a, in place when t is a new array of the full shape (fewer allocations)."""
+    if t.__class__ is numpy.ndarray and getattr(a, "shape", ()) in ((), t.shape):
+        t *= a
+        return t
+    return t * a
+
+
+def _iadd(t, *rest):
+    """t + rest…, in place when t is a new array of the full shape."""
+    for x in rest:
+        if t.__class__ is numpy.ndarray and getattr(x, "shape", ()) in ((), t.shape):
+            t += x
+        else:
+            t = t + x
+    return t
+
+
 def _step(x, at_zero):
     return numpy.where(x > 0, 1.0, numpy.where(x < 0, 0.0, at_zero))
 
@@ -165,6 +183,28 @@ class Totals:
         return f"<Totals {self.output} = {self.value!r} over {self.count} samples>"
 
 
+def _compound(e) -> bool:
+    """True when NumPy evaluates ``e`` into a new array (not a variable, a cse temporary or a number)."""
+    return not (e.is_Symbol or e.is_Number)
+
+
+def _join(terms) -> str:
+    """Sum of (code, fresh) terms, accumulated in place into the first fresh one."""
+    if not terms:
+        return "0.0"
+    first = next((i for i, (_, fresh) in enumerate(terms) if fresh), None)
+    if len(terms) == 1 or first is None:
+        return " + ".join(code for code, _ in terms)
+    rest = [code for i, (code, _) in enumerate(terms) if i != first]
+    return f"_iadd({terms[first][0]}, {', '.join(rest)})"
+
+
+def _sum_code(pr, e) -> str:
+    """A sum of three or more terms, added in place into its first new array (z = b + w1·x1 + w2·x2)."""
+    terms = [(pr.doprint(t), _compound(t)) for t in sp.Add.make_args(e)]
+    return _join(terms)
+
+
 def _pull_constant(e):
     """2*o - 2*y as 2*(o - y), kept unevaluated (sympy would distribute the 2 again): one pass fewer."""
     if not e.is_Add:
@@ -232,7 +272,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
     body.append(f"{ind}_shape = numpy.broadcast_shapes({', '.join('numpy.shape(' + names[x] + ')' for x in leaves)}{',' if len(leaves) == 1 else ''})")
     body.append(f"{ind}# forward: every node from its parents")
     for n in nodes:
-        value = pr.doprint(n.expr)
+        value = _sum_code(pr, n.expr) if n.expr.is_Add and len(n.expr.args) >= 3 else pr.doprint(n.expr)
         if not n.expr.free_symbols:          # a constant node (u = a - a is 0): a float64, never a Python int
             value = f"numpy.float64({value})"
         body.append(f"{ind}{names[n.name]} = {value}")
@@ -249,17 +289,21 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
         if name == graph.output:
             body.append(f"{ind}{a} = 1.0")
             continue
-        terms = []
+        terms = []                             # (code, fresh): fresh terms are new arrays, safe to reuse
         for c in graph.children[name]:
             if (c, name) in pedge:
                 e = pedge[(c, name)]
                 if e == 0:
                     continue
                 if c == graph.output:          # δ_output = 1: not multiplied in
-                    terms.append("1.0" if e == 1 else pr.doprint(e))
+                    terms.append(("1.0", False) if e == 1 else (pr.doprint(e), _compound(e)))
+                elif e == 1:
+                    terms.append((adj[c], False))
+                elif _compound(e):             # a new array: multiply it in place
+                    terms.append((f"_imul({pr.doprint(e)}, {adj[c]})", True))
                 else:
-                    terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
-        body.append(f"{ind}{a} = {' + '.join(terms) if terms else '0.0'}")
+                    terms.append((f"{adj[c]} * {pr.doprint(e)}", True))
+        body.append(f"{ind}{a} = {_join(terms)}")
     report = dict(adj)
     for name in [n.name for n in reversed(nodes)]:      # children's reports first
         kids = bypassed.get(name, ())
