@@ -19,6 +19,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .expr import symbol
+from .numeric import adjoint_sum
 
 _H, _Z = sp.Symbol("_H_layer", real=True), sp.Symbol("_Z_layer", real=True)
 
@@ -157,17 +158,10 @@ def layered_source(graph, layers, wrt, partial, pr, names: dict):
         for name in [n.name for n in reversed(tail)] + list(reversed(out_zs)):
             if name == graph.output:
                 continue
-            terms = []
-            for c in graph.children[name]:
-                if c in adj:
-                    e = partial(c, name).expr
-                    if e != 0 and adj[c] is None:
-                        terms.append("1.0" if e == 1 else pr.doprint(e))
-                    elif e != 0:
-                        terms.append(adj[c] if e == 1 else f"{adj[c]} * ({pr.doprint(e)})")
+            contributions = [(adj[c], partial(c, name).expr) for c in graph.children[name] if c in adj]
             target = f"_D{nl}[{out_rows[name]}]" if name in out_rows else "_a_" + name
             adj[name] = target
-            lines.append(f"{i2}{target} = {' + '.join(terms) if terms else '0.0'}")
+            lines.append(f"{i2}{target} = {adjoint_sum(pr, contributions)}")
     finally:
         names.clear()
         names.update(saved)

@@ -199,6 +199,27 @@ def _join(terms) -> str:
     return f"_iadd({terms[first][0]}, {', '.join(rest)})"
 
 
+def adjoint_sum(pr, contributions) -> str:
+    """Code of δ_n = Σ_c δ_c · ∂c/∂n from (δ_c's code, or None for the output's δ = 1, ∂c/∂n) pairs.
+
+    A partial that NumPy evaluates into a new array is multiplied by δ_c in place (``_imul``), and
+    the terms are added in place into the first new array (``_iadd``): never into an input."""
+    terms = []                                 # (code, fresh): fresh terms are new arrays, safe to reuse
+    for adj_c, e in contributions:
+        if e == 0:
+            continue
+        e = _pull_constant(e)
+        if adj_c is None:                      # δ_output = 1: not multiplied in
+            terms.append(("1.0", False) if e == 1 else (pr.doprint(e), _compound(e)))
+        elif e == 1:
+            terms.append((adj_c, False))
+        elif _compound(e):
+            terms.append((f"_imul({pr.doprint(e)}, {adj_c})", True))
+        else:
+            terms.append((f"{adj_c} * {pr.doprint(e)}", True))
+    return _join(terms)
+
+
 def _sum_code(pr, e) -> str:
     """A sum of three or more terms, added in place into its first new array (z = b + w1·x1 + w2·x2)."""
     terms = [(pr.doprint(t), _compound(t)) for t in sp.Add.make_args(e)]
@@ -289,21 +310,9 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
         if name == graph.output:
             body.append(f"{ind}{a} = 1.0")
             continue
-        terms = []                             # (code, fresh): fresh terms are new arrays, safe to reuse
-        for c in graph.children[name]:
-            if (c, name) in pedge:
-                e = pedge[(c, name)]
-                if e == 0:
-                    continue
-                if c == graph.output:          # δ_output = 1: not multiplied in
-                    terms.append(("1.0", False) if e == 1 else (pr.doprint(e), _compound(e)))
-                elif e == 1:
-                    terms.append((adj[c], False))
-                elif _compound(e):             # a new array: multiply it in place
-                    terms.append((f"_imul({pr.doprint(e)}, {adj[c]})", True))
-                else:
-                    terms.append((f"{adj[c]} * {pr.doprint(e)}", True))
-        body.append(f"{ind}{a} = {_join(terms)}")
+        contributions = [(None if c == graph.output else adj[c], pedge[(c, name)])
+                         for c in graph.children[name] if (c, name) in pedge]
+        body.append(f"{ind}{a} = {adjoint_sum(pr, contributions)}")
     report = dict(adj)
     for name in [n.name for n in reversed(nodes)]:      # children's reports first
         kids = bypassed.get(name, ())
