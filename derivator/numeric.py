@@ -57,6 +57,15 @@ def _logsumexp(*u):
     return m + numpy.log(sum(numpy.exp(x - m) for x in u))
 
 
+def _broadcast(*xs):
+    """The broadcast shape of arrays (a fast path for the usual: one shape, and scalars)."""
+    shapes = {x.shape for x in xs}
+    shapes.discard(())
+    if len(shapes) <= 1:
+        return shapes.pop() if shapes else ()
+    return numpy.broadcast_shapes(*shapes)
+
+
 def _imul(t, a):
     """t * a, in place when t is a new array of the full shape (fewer allocations)."""
     if t.__class__ is numpy.ndarray and getattr(a, "shape", ()) in ((), t.shape):
@@ -290,7 +299,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", bypa
     ind = "    "
     for x in leaves:
         body.append(f"{ind}{names[x]} = numpy.asarray({names[x]}, dtype=float)")
-    body.append(f"{ind}_shape = numpy.broadcast_shapes({', '.join('numpy.shape(' + names[x] + ')' for x in leaves)}{',' if len(leaves) == 1 else ''})")
+    body.append(f"{ind}_shape = _broadcast({', '.join(names[x] for x in leaves)})")
     body.append(f"{ind}# forward: every node from its parents")
     for n in nodes:
         value = _sum_code(pr, n.expr) if n.expr.is_Add and len(n.expr.args) >= 3 else pr.doprint(n.expr)
