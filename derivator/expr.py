@@ -44,10 +44,10 @@ MAX_NUMBER_BITS = 4096     # size of a numerator or denominator after folding
 MAX_FLOAT_BITS = 1024      # |constant| < 2**1024 (about 1.8e308): floating point must hold it
 
 _TOKEN_RE = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    (?P<space>[ \t\n\r\f\v]+)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\*\*|[-+*/^(),])
+  | (?P<op>\*\*|[-+*/^(),@])
 """, re.VERBOSE)
 
 _HINTS = {
@@ -60,7 +60,6 @@ _HINTS = {
     "=": "an equation's right-hand side is an expression; comparisons and assignments are not allowed",
     "<": "comparisons are not allowed; use max(a, b) or min(a, b)",
     ">": "comparisons are not allowed; use max(a, b) or min(a, b)",
-    "@": "matrix products and decorators are not allowed; write the sum out",
     "%": "the modulo operator is not allowed",
     "!": "factorials and negations are not allowed",
     "{": "sets and dictionaries are not allowed",
@@ -79,6 +78,7 @@ def symbol(name: str) -> sp.Symbol:
 class Parsed:
     expr: sp.Expr
     names: tuple[str, ...]      # in order of first use
+    tree: object = None         # the parse tree (``Ast``): the expression as written
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,20 @@ def short(value, limit: int = 24) -> str:
     return f"{text[:limit - 8]}…({len(text)} characters)"
 
 
-def _tokenize(text: str) -> list[_Tok]:
+def _tokenize(text: str, grammar=None) -> list[_Tok]:
     toks: list[_Tok] = []
     i = 0
+    matmul = grammar is not None and grammar.matmul
     while i < len(text):
         m = _TOKEN_RE.match(text, i)
-        if not m:
+        if not m or (m.group() == "@" and not matmul):
             ch = text[i]
             if ch == "_" or (ch.isalpha() and not ch.isascii()):
                 hint = "names start with an ASCII letter and contain letters, digits and _; write alpha for α"
+            elif not ch.isascii() and (ch.isdigit() or ch.isnumeric()):
+                hint = "numbers are written with the ASCII digits 0-9"
+            elif ch == "@":
+                hint = "'@' multiplies vectors and matrices: declare them under `shapes:` (for scalars write *)"
             else:
                 hint = _HINTS.get(ch, "allowed: names, numbers, + - * / ** ^, parentheses and the functions "
                                       + ", ".join(FUNCTIONS))
@@ -305,14 +310,112 @@ def _float_value(e: sp.Expr, memo: dict) -> float | None:
     return v
 
 
+# ----------------------------------------------------------------- the parse tree ---
+#
+# The parser gives a tree that keeps the expression as written: the order of the terms of a
+# sum and of the factors of a product, the operators used, each number's text. Builders turn
+# it into what a stage needs: ``build_scalar`` into sympy (the scalar view), the layer view's
+# builder into tensor expressions, the document printer into LaTeX as the user wrote it.
+# Sums and products are flat (n-ary), so that no walk over a long sum needs deep recursion.
+
+@dataclass(frozen=True)
+class Num:
+    text: str                   # as written: "0.5", "1e-3"
+    value: sp.Rational          # exact
+    pos: int
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Neg:
+    """Unary minus (a unary plus is dropped)."""
+    arg: "Ast"
+    pos: int
+
+
+@dataclass(frozen=True)
+class Sum:
+    """t0 ± t1 ± …: ``terms`` is ((+1, t0), (±1, t1), …), in the order written."""
+    terms: tuple
+    pos: int                    # position of the last operator (where a sympy-level error is reported)
+
+
+@dataclass(frozen=True)
+class Product:
+    """f0 op f1 op …: ``factors`` is (("*", f0), (op, f1), …) with op in * / @, in the order written."""
+    factors: tuple
+    pos: int                    # position of the last operator
+    op_pos: tuple = ()          # position of each factor's operator (the first factor's is its own)
+
+
+@dataclass(frozen=True)
+class Power:
+    base: "Ast"
+    exponent: "Ast"
+    op: str                     # "**" or "^", as written
+    pos: int                    # position of the operator
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple
+    pos: int                    # position of the function's name
+
+
+Ast = Num | Name | Neg | Sum | Product | Power | Call
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What an expression may use: functions (name -> (min, max) arguments) and ``@``."""
+    functions: tuple            # ((name, (lo, hi)), …)
+    matmul: bool = False
+
+    @property
+    def table(self) -> dict:
+        return dict(self.functions)
+
+
+SCALAR = Grammar(tuple((name, arity) for name, (_, arity) in FUNCTIONS.items()))
+
+
+def ast_names(tree: Ast) -> tuple[str, ...]:
+    """The names a tree uses, in order of first use (iterative: any length of sum)."""
+    seen: dict[str, None] = {}
+    stack = [tree]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, Name):
+            seen.setdefault(t.name, None)
+        elif isinstance(t, Neg):
+            stack.append(t.arg)
+        elif isinstance(t, Sum):
+            stack.extend(a for _, a in reversed(t.terms))
+        elif isinstance(t, Product):
+            stack.extend(a for _, a in reversed(t.factors))
+        elif isinstance(t, Power):
+            stack += [t.exponent, t.base]
+        elif isinstance(t, Call):
+            stack.extend(reversed(t.args))
+    return tuple(seen)
+
+
 class _Parser:
-    def __init__(self, text: str):
+    """Recursive descent over the tokens -> a parse tree (no sympy here)."""
+
+    def __init__(self, text: str, grammar: Grammar):
         self.text = text
-        self.toks = _tokenize(text)
+        self.grammar = grammar
+        self.functions = grammar.table
+        self.toks = _tokenize(text, grammar)
         self.i = 0
         self.depth = 0
-        self.names: dict[str, None] = {}
-        self.memo: dict = {}
 
     # -- helpers -------------------------------------------------------
     @property
@@ -334,6 +437,126 @@ class _Parser:
             raise self.error(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)",
                              hint="split it into several named equations")
 
+    # -- grammar -------------------------------------------------------
+    def parse(self) -> Ast:
+        if not self.text.strip():
+            raise ExpressionError("the expression is empty", offset=0)
+        tree = self.expr()
+        if self.tok.kind != "end":
+            t = self.tok
+            if t.text == ")":
+                raise self.error("unmatched ')'")
+            if t.text == "(":
+                raise self.error("'(' after a value: write * for a product", hint="e.g. 2*(a + b)")
+            raise self.error(f"expected an operator before {short(t.text)!r}", hint="write * for a product, e.g. 2*a")
+        return tree
+
+    def expr(self) -> Ast:
+        self.enter()
+        first = self.term()
+        if self.tok.text not in ("+", "-"):
+            self.depth -= 1
+            return first
+        terms, op = [(1, first)], None
+        while self.tok.text in ("+", "-"):
+            op = self.take()
+            terms.append((1 if op.text == "+" else -1, self.term()))
+        self.depth -= 1
+        return Sum(tuple(terms), op.pos)
+
+    def term(self) -> Ast:
+        first = self.unary()
+        if self.tok.text not in ("*", "/", "@"):
+            return first
+        factors, op, where = [("*", first)], None, [self.tok.pos]
+        while self.tok.text in ("*", "/", "@"):
+            op = self.take()
+            where.append(op.pos)
+            factors.append((op.text, self.unary()))
+        return Product(tuple(factors), op.pos, tuple(where))
+
+    def unary(self) -> Ast:
+        if self.tok.text in ("+", "-"):
+            op = self.take()
+            self.enter()
+            value = self.unary()
+            self.depth -= 1
+            return Neg(value, op.pos) if op.text == "-" else value
+        return self.power()
+
+    def power(self) -> Ast:
+        base = self.atom()
+        if self.tok.text in ("**", "^"):
+            op = self.take()
+            self.enter()
+            exponent = self.unary()
+            self.depth -= 1
+            return Power(base, exponent, op.text, op.pos)
+        return base
+
+    def atom(self) -> Ast:
+        t = self.tok
+        if t.kind == "number":
+            self.take()
+            return Num(t.text, _number(t), t.pos)
+        if t.kind == "name":
+            self.take()
+            if self.tok.text == "(":
+                return self.call(t)
+            return self.name(t)
+        if t.text == "(":
+            self.take()
+            value = self.expr()
+            if self.tok.text != ")":
+                raise self.error("missing ')'", hint=f"the '(' at character {t.pos + 1} is not closed")
+            self.take()
+            return value
+        if t.kind == "end":
+            raise self.error("the expression ends too early: an operand is missing")
+        raise self.error(f"unexpected {t.text!r}: an operand is missing")
+
+    def name(self, t: _Tok) -> Ast:
+        if not NAME_RE.match(t.text):
+            raise self.error(f"{short(t.text)!r} is not an allowed name", t,
+                             hint="names start with a letter and contain letters, digits and _")
+        if t.text in self.functions:
+            raise self.error(f"{t.text!r} is a function: call it, e.g. {t.text}(x)", t)
+        return Name(t.text, t.pos)
+
+    def call(self, t: _Tok) -> Ast:
+        if t.text not in self.functions:
+            close = difflib.get_close_matches(t.text, list(self.functions), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "the functions are " + ", ".join(self.functions)
+            if t.text in TENSOR_FUNCTIONS and not self.grammar.matmul:
+                hint = f"{t.text} works on vectors and matrices: declare them under `shapes:`"
+            raise self.error(f"unknown function {short(t.text)!r}", t, hint=hint)
+        lo, hi = self.functions[t.text]
+        self.take()  # (
+        self.enter()
+        args = [self.expr()]
+        while self.tok.text == ",":
+            self.take()
+            args.append(self.expr())
+        if self.tok.text != ")":
+            raise self.error(f"missing ')' after the arguments of {t.text}")
+        self.take()
+        self.depth -= 1
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = str(lo) if lo == hi else f"at least {lo}"
+            raise self.error(f"{t.text} takes {want} argument{'s' if lo != 1 else ''}, got {len(args)}", t)
+        return Call(t.text, tuple(args), t.pos)
+
+
+# functions of vectors and matrices (the layer view, with `shapes`): name -> (min, max) arguments
+TENSOR_FUNCTIONS = {"transpose": (1, 1), "sum": (1, 1), "mean": (1, 1), "softmax": (1, 1)}
+
+
+class _Builder:
+    """Parse tree -> sympy, refusing what sympy would choke on (see the module docstring)."""
+
+    def __init__(self):
+        self.memo: dict = {}
+
     def constant(self, value: sp.Expr, pos: int) -> None:
         """Refuse a constant that is undefined, complex, or beyond floating point."""
         if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
@@ -351,9 +574,9 @@ class _Parser:
             raise ExpressionError(f"the constant {short(value)} is infinite or too large for floating point",
                                   offset=pos, hint="numbers in a definition are limited to about 1.8e308") from None
 
-    def check(self, value: sp.Expr, tok: _Tok) -> sp.Expr:
+    def check(self, value: sp.Expr, pos: int) -> sp.Expr:
         if value.is_number:
-            self.constant(value, tok.pos)
+            self.constant(value, pos)
         return value
 
     def final_check(self, value: sp.Expr) -> None:
@@ -366,139 +589,72 @@ class _Parser:
             else:
                 stack.extend(e.args)
 
-    # -- grammar -------------------------------------------------------
-    def parse(self) -> Parsed:
-        if not self.text.strip():
-            raise ExpressionError("the expression is empty", offset=0)
-        expr = self.expr()
-        if self.tok.kind != "end":
-            t = self.tok
-            if t.text == ")":
-                raise self.error("unmatched ')'")
-            if t.text == "(":
-                raise self.error("'(' after a value: write * for a product", hint="e.g. 2*(a + b)")
-            raise self.error(f"expected an operator before {short(t.text)!r}", hint="write * for a product, e.g. 2*a")
-        self.final_check(expr)
-        return Parsed(expr, tuple(self.names))
-
-    def expr(self) -> sp.Expr:
-        self.enter()
-        first = self.term()
-        if self.tok.text not in ("+", "-"):
-            self.depth -= 1
-            return first
-        terms, op = [first], None
-        while self.tok.text in ("+", "-"):
-            op = self.take()
-            rhs = self.term()
-            terms.append(rhs if op.text == "+" else -rhs)
-        self.depth -= 1
-        return self.check(sp.Add(*terms), op)     # one Add: linear in the number of terms
-
-    def term(self) -> sp.Expr:
-        first = self.unary()
-        if self.tok.text not in ("*", "/"):
-            return first
-        factors, op = [first], None
-        while self.tok.text in ("*", "/"):
-            op = self.take()
-            rhs = self.unary()
-            if op.text == "/":
-                if rhs.is_Number and rhs.is_zero:
-                    raise self.error("division by zero", op)
-                rhs = sp.Pow(rhs, -1)
-            factors.append(rhs)
-        return self.check(sp.Mul(*factors), op)
-
-    def unary(self) -> sp.Expr:
-        if self.tok.text in ("+", "-"):
-            op = self.take()
-            self.enter()
-            value = self.unary()
-            self.depth -= 1
-            return -value if op.text == "-" else value
-        return self.power()
-
-    def power(self) -> sp.Expr:
-        base = self.atom()
-        if self.tok.text in ("**", "^"):
-            op = self.take()
-            self.enter()
-            exponent = self.unary()
-            self.depth -= 1
-            _check_pow(base, exponent, op.pos)
-            return self.check(sp.Pow(base, exponent), op)
-        return base
-
-    def atom(self) -> sp.Expr:
-        t = self.tok
-        if t.kind == "number":
-            self.take()
-            return _number(t)
-        if t.kind == "name":
-            self.take()
-            if self.tok.text == "(":
-                return self.call(t)
-            return self.name(t)
-        if t.text == "(":
-            self.take()
-            value = self.expr()
-            if self.tok.text != ")":
-                raise self.error("missing ')'", hint=f"the '(' at character {t.pos + 1} is not closed")
-            self.take()
-            return value
-        if t.kind == "end":
-            raise self.error("the expression ends too early: an operand is missing")
-        raise self.error(f"unexpected {t.text!r}: an operand is missing")
-
-    def name(self, t: _Tok) -> sp.Expr:
-        if not NAME_RE.match(t.text):
-            raise self.error(f"{short(t.text)!r} is not an allowed name", t,
-                             hint="names start with a letter and contain letters, digits and _")
-        if t.text in FUNCTIONS:
-            raise self.error(f"{t.text!r} is a function: call it, e.g. {t.text}(x)", t)
-        self.names.setdefault(t.text, None)
-        return symbol(t.text)
-
-    def call(self, t: _Tok) -> sp.Expr:
-        if t.text not in FUNCTIONS:
-            close = difflib.get_close_matches(t.text, list(FUNCTIONS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "the functions are " + ", ".join(FUNCTIONS)
-            raise self.error(f"unknown function {short(t.text)!r}", t, hint=hint)
-        build, (lo, hi) = FUNCTIONS[t.text]
-        self.take()  # (
-        self.enter()
-        args = [self.expr()]
-        while self.tok.text == ",":
-            self.take()
-            args.append(self.expr())
-        if self.tok.text != ")":
-            raise self.error(f"missing ')' after the arguments of {t.text}")
-        self.take()
-        self.depth -= 1
-        if len(args) < lo or (hi is not None and len(args) > hi):
-            want = str(lo) if lo == hi else f"at least {lo}"
-            raise self.error(f"{t.text} takes {want} argument{'s' if lo != 1 else ''}, got {len(args)}", t)
-        if t.text == "exp":
-            _check_exp(args[0], t.pos)
-        return self.check(build(*args), t)
+    def build(self, t: Ast) -> sp.Expr:
+        if isinstance(t, Num):
+            return t.value
+        if isinstance(t, Name):
+            return symbol(t.name)
+        if isinstance(t, Neg):
+            return -self.build(t.arg)
+        if isinstance(t, Sum):
+            terms = [self.build(a) if s > 0 else -self.build(a) for s, a in t.terms]
+            return self.check(sp.Add(*terms), t.pos)     # one Add: linear in the number of terms
+        if isinstance(t, Product):
+            factors = []
+            for (op, a), where in zip(t.factors, t.op_pos):
+                if op == "@":
+                    raise ExpressionError("'@' multiplies vectors and matrices: declare them under `shapes:`",
+                                          offset=where, hint="for scalars write * (or write the sum out)")
+                value = self.build(a)
+                if op == "/":
+                    if value.is_Number and value.is_zero:
+                        raise ExpressionError("division by zero", offset=where)
+                    value = sp.Pow(value, -1)
+                factors.append(value)
+            return self.check(sp.Mul(*factors), t.pos)
+        if isinstance(t, Power):
+            base, exponent = self.build(t.base), self.build(t.exponent)
+            _check_pow(base, exponent, t.pos)
+            return self.check(sp.Pow(base, exponent), t.pos)
+        if isinstance(t, Call):
+            if t.func not in FUNCTIONS:
+                raise ExpressionError(f"{t.func} works on vectors and matrices", offset=t.pos,
+                                      hint="declare them under `shapes:`")
+            args = [self.build(a) for a in t.args]
+            if t.func == "exp":
+                _check_exp(args[0], t.pos)
+            return self.check(FUNCTIONS[t.func][0](*args), t.pos)
+        raise TypeError(f"not a parse tree: {t!r}")
 
 
-def parse_expression(text: str, *, max_length: int | None = MAX_TEXT) -> Parsed:
-    """Parse one expression of a definition. Raises ExpressionError.
-
-    ``max_length=None`` lifts the length limit, for the expressions that the
-    network form writes itself (a neuron with thousands of inputs).
-    """
+def parse_tree(text: str, *, grammar: Grammar = SCALAR, max_length: int | None = MAX_TEXT) -> Ast:
+    """The parse tree of one expression. Raises ExpressionError."""
     if not isinstance(text, str):
         raise ExpressionError(f"expected an expression, got {type(text).__name__}")
     if max_length is not None and len(text) > max_length:
         raise ExpressionError(f"the expression is too long ({len(text)} characters, at most {MAX_TEXT})",
                               hint="split it into several named equations")
+    return _Parser(text, grammar).parse()
+
+
+def build_scalar(tree: Ast) -> Parsed:
+    """A parse tree as a sympy expression (the scalar view). Raises ExpressionError."""
+    b = _Builder()
     try:
-        return _Parser(text).parse()
+        expr = b.build(tree)
+        b.final_check(expr)
     except RecursionError:   # sympy's own recursion on a pathological expression
         raise ExpressionError("the expression is too complex", hint="split it into several named equations") from None
     except (ArithmeticError, ValueError) as e:   # a backstop: sympy's arithmetic on a case the checks missed
         raise ExpressionError(f"the expression cannot be computed ({type(e).__name__})",
                               hint="simplify its constants") from None
+    return Parsed(expr, ast_names(tree), tree)
+
+
+def parse_expression(text: str, *, max_length: int | None = MAX_TEXT) -> Parsed:
+    """Parse one expression of a definition into sympy. Raises ExpressionError.
+
+    ``max_length=None`` lifts the length limit, for the expressions that the
+    network form writes itself (a neuron with thousands of inputs).
+    """
+    return build_scalar(parse_tree(text, max_length=max_length))

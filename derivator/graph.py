@@ -9,7 +9,7 @@ Every collection is a tuple: nothing on the way to output depends on hashing.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -23,6 +23,7 @@ class Node:
     expr: Any                   # sympy expression in the parents' symbols
     parents: tuple[str, ...]    # in order of first use in the expression
     text: str                   # the definition's text
+    tree: Any = field(default=None, compare=False, repr=False)   # its parse tree (``expr.Ast``), as written
 
     @property
     def symbol(self):
@@ -92,7 +93,7 @@ def build_graph(definition: Definition) -> Graph:
                 heapq.heappush(ready, j)
     if len(order) != len(eqs):  # spec.py reports cycles first; this is a guard
         raise ValueError("the equations contain a cycle")
-    nodes = tuple(Node(eqs[i].name, eqs[i].expr, eqs[i].parents, eqs[i].text) for i in order)
+    nodes = tuple(Node(eqs[i].name, eqs[i].expr, eqs[i].parents, eqs[i].text, eqs[i].tree) for i in order)
     leaves: dict[str, None] = {}
     for e in eqs:
         for p in e.parents:

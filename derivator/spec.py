@@ -35,6 +35,7 @@ class Equation:
     expr: Any                    # sympy expression in terms of parent symbols
     parents: tuple[str, ...]     # names used, in order of first use
     line: int | None = None
+    tree: Any = field(default=None, compare=False, repr=False)   # the parse tree: the expression as written
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ def _parse_equations(ctx: _Ctx, node: _Node) -> list[tuple[Equation, _Node]]:
             raise ctx.err(f"{name} is defined in terms of itself (cycle: {name} -> {name})", vnode,
                           hint="give the new value another name")
         ctx.lines[f"equations.{name}"] = knode.line
-        out.append((Equation(name, text, parsed.expr, parsed.names, knode.line), knode))
+        out.append((Equation(name, text, parsed.expr, parsed.names, knode.line, parsed.tree), knode))
     return out
 
 
@@ -432,7 +433,7 @@ def _build(root: _Node, source: str) -> Definition:
         eqs = []
         for name, text in texts:
             parsed = parse_expression(text, max_length=None)
-            eqs.append((Equation(name, text, parsed.expr, parsed.names, None), top["network"][0]))
+            eqs.append((Equation(name, text, parsed.expr, parsed.names, None, parsed.tree), top["network"][0]))
         form = "network"
     else:
         eqs = _parse_equations(ctx, top["equations"][1])
