@@ -148,6 +148,27 @@ def verdict_context(v, fmt: str = "text", index: int = 1) -> dict:
     return ctx
 
 
+def _only_on(paths, der, complete: bool):
+    """The edges and nodes of ``paths`` that no other path from the output to wrt uses (all of
+    theirs where the list is not complete), as sets of (child, parent) and of names."""
+    from collections import Counter
+
+    from .paths import routes_down
+    g = der.graph
+    edges = Counter((a, b) for p in paths for a, b in zip(p, p[1:]))
+    nodes = Counter(x for p in paths for x in p)
+    if not complete:
+        return set(edges), set(nodes)
+    down = routes_down(g, der.wrt)
+    up: dict[str, int] = {der.output: 1}          # routes from the output down to each name
+    for n in reversed(g.nodes):
+        for parent in n.parents:
+            up[parent] = up.get(parent, 0) + up.get(n.name, 0)
+    only_e = {e for e, k in edges.items() if up.get(e[0], 0) * down.get(e[1], 0) == k}
+    only_n = {x for x, k in nodes.items() if up.get(x, 0) * down.get(x, 0) == k}
+    return only_e, only_n
+
+
 def _annotated(view: dict | None, v) -> dict | None:
     """The derivation's picture with the claim's missing, extra and factor edges marked."""
     if view is None:
@@ -155,20 +176,17 @@ def _annotated(view: dict | None, v) -> dict | None:
     pic = view.get("picture")
     if pic:
         names = {n["id"]: n["name"] for n in pic["nodes"]}
-
-        def edges_of(paths):
-            return {(a, b) for p in paths for a, b in zip(p, p[1:])}
-
-        missing = edges_of(v.paths) if v.kind == "missing_paths" else set()
-        extra = edges_of(v.paths) if v.kind == "extra_paths" else set()
+        none: tuple = (set(), set())
+        complete = len(v.paths) == v.path_count
+        missing_e, missing_n = _only_on(v.paths, v.derivation, complete) if v.kind == "missing_paths" else none
+        extra_e, extra_n = ({(a, b) for p in v.paths for a, b in zip(p, p[1:])}, {x for p in v.paths for x in p}) \
+            if v.kind == "extra_paths" else none
         factor = {(fp.child, fp.parent) for fp in v.factor_parts}
-        nodes_missing = {x for p in v.paths for x in p} if v.kind == "missing_paths" else set()
-        nodes_extra = {x for p in v.paths for x in p} if v.kind == "extra_paths" else set()
         pic = dict(pic)
-        pic["edges"] = [e | {"missing": (names[e["dst"]], names[e["src"]]) in missing,
-                             "extra": (names[e["dst"]], names[e["src"]]) in extra,
+        pic["edges"] = [e | {"missing": (names[e["dst"]], names[e["src"]]) in missing_e,
+                             "extra": (names[e["dst"]], names[e["src"]]) in extra_e and not e["on"],
                              "factor": (names[e["dst"]], names[e["src"]]) in factor} for e in pic["edges"]]
-        pic["nodes"] = [n | {"missing": n["name"] in nodes_missing, "extra": n["name"] in nodes_extra}
+        pic["nodes"] = [n | {"missing": n["name"] in missing_n, "extra": n["name"] in extra_n and not n["on"]}
                         for n in pic["nodes"]]
         for mark in ("missing", "extra", "factor"):
             pic[mark] = [i for i, e in enumerate(pic["edges"]) if e[mark]]
