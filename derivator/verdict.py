@@ -837,9 +837,10 @@ class _Diagnosis:
 
 
 def _visible(claimed, actual) -> bool:
+    """The difference shows in the first six significant digits (however small both are)."""
     if claimed is None:
         return True
-    return abs(claimed - actual) > VISIBLE * max(abs(claimed), abs(actual)) and abs(claimed - actual) > 1e-12
+    return abs(claimed - actual) > VISIBLE * max(abs(claimed), abs(actual))
 
 
 def _counterexample(judge: _Judge, wrt: str, expr: sp.Expr, shown: list[_Point]) -> Counterexample:
