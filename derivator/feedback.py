@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
 from .printing import tex, tex_lines, tex_name
 
@@ -55,6 +56,18 @@ def _derivation_view(der, fmt: str) -> dict | None:
 
 # ------------------------------------------------------------------- context ---
 
+class _TextPrinter(StrPrinter):
+    """SymPy's str() but for the step function of relu′, max and min: [z1 > 0], [a - b >= 0]."""
+
+    def _print_Heaviside(self, expr):
+        arg, h0 = expr.args
+        return f"[{self._print(arg)} {'>=' if h0 == 1 else '>'} 0]"
+
+
+def _text(expr) -> str:
+    return _TextPrinter().doprint(expr)
+
+
 def _g(v, digits: int = 9) -> str:
     """A number as plain text: 9 significant digits, a minus sign, no exponent below 1e-4."""
     if v is None:
@@ -93,7 +106,7 @@ def _part(fp, display, der) -> dict:
         on_every = through == der.path_count
     return {"child": fp.child, "parent": fp.parent, "power": fp.power,
             "frac_text": _frac_text(fp.child, fp.parent), "frac": _frac_tex(fp.child, fp.parent, display),
-            "text": sp.sstr(fp.expr), "tex": tex(fp.expr, display),
+            "text": _text(fp.expr), "tex": tex(fp.expr, display),
             "fn_text": f"{FUNCTION_TEXT[fn]}({arg})" if fn in FUNCTION_TEXT else None,
             "fn_tex": f"{FUNCTION_TEX[fn]}\\left({tex_name(arg, display)}\\right)" if fn in FUNCTION_TEX else None,
             "on_every_path": on_every}
@@ -111,7 +124,7 @@ def verdict_context(v, fmt: str = "text", index: int = 1) -> dict:
         "claim_lines": tex_lines(v.expr, display, width=LINE_WIDTHS.get(fmt, 72)),
         "command": _command(v), "command_file": _command(v, file_only=True), "correct": v.correct, "kind": v.kind, "check": v.check, "method": v.method, "number": v.number,
         "agrees_at_given": v.agrees_at_given, "given_actual": v.given_actual, "line": v.line, "path_total": der.path_count,
-        "result_text": sp.sstr(der.result), "result_tex": tex(der.result, display),
+        "result_text": _text(der.result), "result_tex": tex(der.result, display),
         "paths": [_path(p, display) | {"twice": p in v.counted_twice, "own": p[-1] == v.wrt}
                   for p in v.paths[:DOC_PATHS if fmt in ("md", "tex") else len(v.paths)]],
         "path_count": v.path_count, "counterexample": None, "factor": None, "equals": None, "mixed": None,
@@ -129,8 +142,8 @@ def verdict_context(v, fmt: str = "text", index: int = 1) -> dict:
                                  "point_text": shown}
     if v.factor is not None:
         const = v.factor_constant
-        ctx["factor"] = {"text": sp.sstr(v.factor), "tex": tex(v.factor, display),
-                         "constant": None if const is None or const == 1 else {"text": sp.sstr(const), "tex": tex(const)},
+        ctx["factor"] = {"text": _text(v.factor), "tex": tex(v.factor, display),
+                         "constant": None if const is None or const == 1 else {"text": _text(const), "tex": tex(const)},
                          "parts": [_part(fp, display, der) for fp in v.factor_parts]}
         ctx["factor"]["up"] = [p for p in ctx["factor"]["parts"] if p["power"] > 0]
         ctx["factor"]["down"] = [p for p in ctx["factor"]["parts"] if p["power"] < 0]
@@ -142,7 +155,7 @@ def verdict_context(v, fmt: str = "text", index: int = 1) -> dict:
         ctx["mixed"] = {"missing": [_path(p, display) for p in missing], "extra": [_path(p, display) for p in extra]}
     if len(der.partials) <= LOCAL_EDGES:
         ctx["local"] = [{"frac_text": _frac_text(p.child, p.parent), "frac": _frac_tex(p.child, p.parent, display),
-                         "text": sp.sstr(p.expr), "tex": tex(p.expr, display)} for p in der.partials]
+                         "text": _text(p.expr), "tex": tex(p.expr, display)} for p in der.partials]
     if fmt in ("md", "tex") and not v.correct:
         ctx["derivation"] = _annotated(_derivation_view(der, fmt), v)
     return ctx

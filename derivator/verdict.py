@@ -534,11 +534,8 @@ class _Diagnosis:
         r = ratios[0]
         if not self.same(ratios, [r] * len(ratios), TOLERANCE * 100):
             return False
-        frac = Fraction(mpmath.nstr(r, 25, min_fixed=-30, max_fixed=30)).limit_denominator(MAX_DENOMINATOR)
-        if _close(mpmath.mpf(frac.numerator) / frac.denominator, r, TOLERANCE * 100):
-            c = sp.Rational(frac.numerator, frac.denominator)
-        else:
-            c = sp.Float(mpmath.nstr(r, 15), 15)
+        frac = _rational(r)
+        c = sp.Rational(frac.numerator, frac.denominator) if frac is not None else sp.Float(mpmath.nstr(r, 15), 15)
         f.kind, f.factor, f.factor_constant = "factor", c, c
         f.detail = f"the claim times {sp.sstr(c)} is the derivative"
         return True
@@ -739,31 +736,42 @@ class _Diagnosis:
     # -- factors of local partials --------------------------------------------------
     def partial_factor(self, f: _Facts) -> bool:
         """actual / claim = c · Π q_i^(±1) for at most three local partials q_i and a rational c."""
-        if any(c == 0 for c in self.D) or any(a == 0 for a in self.A):
-            return False
         g, pts = self.g, self.points
-        if len(pts) < 4:
+        if len(pts) < 4 or any(c == 0 and a != 0 for c, a in zip(self.D, self.A)):
             return False
-        ratio = [a / c for a, c in zip(self.A, self.D)]
         cone = set()
         for nd in g.nodes:
             if nd.name in self.j.tangents(pts[0], self.wrt):
                 cone.update((nd.name, p) for p in nd.parents)
         edges = [(nd.name, p) for nd in reversed(g.nodes) if nd.name in self.j.relevant for p in nd.parents]
         edges.sort(key=lambda e: e not in cone)          # the paths' own partials first (stable)
-        cands: list[tuple] = []
+        every: list[tuple] = []
         seen: set = set()
         for c, p in edges:
             lp = self.j.ws.partial(c, p)
             if lp.expr.is_number or lp.expr in seen:
                 continue
-            vals = [self.j.partial(pt, c, p) for pt in pts]
-            if any(v == 0 for v in vals):
-                continue
             seen.add(lp.expr)
-            cands.append(((c, p), lp.expr, vals))
-            if len(cands) >= FACTOR_CANDIDATES:
+            every.append(((c, p), lp.expr, [self.j.partial(pt, c, p) for pt in pts]))
+            if len(every) >= FACTOR_CANDIDATES:
                 break
+        # one missing partial that vanishes at some points (relu′ = [z > 0]): claim · c · q = actual
+        for i, ((c, p), e, vals) in enumerate(every):
+            prod = [d * v for d, v in zip(self.D, vals)]
+            live = [k for k, x in enumerate(prod) if x != 0]
+            if len(live) < 3 or len(live) == len(prod):
+                continue
+            const = _rational(self.A[live[0]] / prod[live[0]])
+            if const is not None and self.same(self.A, [const * x for x in prod]):
+                f.kind, f.factor_constant = "factor", sp.Rational(const.numerator, const.denominator)
+                f.factor = f.factor_constant * e
+                f.factor_parts = (FactorPart(c, p, e, 1, _function_of(g, c, p)),)
+                f.detail = "the claim times " + sp.sstr(f.factor) + " is the derivative"
+                return True
+        if any(c == 0 for c in self.D) or any(a == 0 for a in self.A):
+            return False
+        ratio = [a / c for a, c in zip(self.A, self.D)]
+        cands = [x for x in every if all(v != 0 for v in x[2])]
         if not cands:
             return False
 
@@ -794,8 +802,8 @@ class _Diagnosis:
             c0 = rest[0]
             if not self.same(rest, [c0] * len(rest), TOLERANCE * 100):
                 return False
-            frac = Fraction(mpmath.nstr(c0, 25, min_fixed=-30, max_fixed=30)).limit_denominator(MAX_DENOMINATOR)
-            if not _close(mpmath.mpf(frac.numerator) / frac.denominator, c0, TOLERANCE * 100):
+            frac = _rational(c0)
+            if frac is None:
                 return False
             const = sp.Rational(frac.numerator, frac.denominator)
             parts = []
@@ -834,6 +842,12 @@ class _Diagnosis:
                                     and fits(((i, s), (j, sj), (k, sk))):
                                 return True
         return False
+
+
+def _rational(x):
+    """x as a Fraction p/q with q ≤ MAX_DENOMINATOR where that is exact to 28 digits, else None."""
+    frac = Fraction(mpmath.nstr(x, 25, min_fixed=-30, max_fixed=30)).limit_denominator(MAX_DENOMINATOR)
+    return frac if _close(mpmath.mpf(frac.numerator) / frac.denominator, x, TOLERANCE * 100) else None
 
 
 def _visible(claimed, actual) -> bool:

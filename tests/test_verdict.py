@@ -380,3 +380,15 @@ def test_make_claim_names_the_wrt(mazur):
     with pytest.raises(derivator.ExpressionError) as e:
         make_claim(mazur, "w1", "2*(w1")
     assert "in the claim for w1" in str(e.value) and str(e.value).startswith("mazur.yaml")
+
+
+def test_relu_softplus_network_and_a_missing_relu_prime():
+    """relu′ = [z > 0] vanishes at some points: the missing factor is still found and named."""
+    d = derivator.load_dict({"equations": {"z1": "w1*x1 + b1", "h1": "relu(z1)", "z2": "w2*h1 + b2",
+                                           "o": "softplus(z2)", "L": "(o - y)**2"}})
+    r = derivator.check_claims(d, [("w2", "2*(o - y)*sigmoid(z2)*h1"),
+                                   ("w1", "2*(o - y)*sigmoid(z2)*w2*max(0, z1)/z1*x1"),
+                                   ("w1", "2*(o - y)*sigmoid(z2)*w2*x1")])
+    assert [v.kind for v in r] == ["correct", "correct", "factor"]
+    assert r[2].factor_parts[0].function == "relu" and "[z1 > 0]" in r[2].message
+    assert r[2].counterexample.actual == 0 and not r[2].counterexample.given
