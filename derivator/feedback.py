@@ -140,9 +140,13 @@ def verdict_context(v, fmt: str = "text", index: int = 1) -> dict:
             shown += f" and {len(cx.at) - POINT_LEAVES} more"
         ctx["counterexample"] = {"rows": rows, "claimed": cx.claimed, "actual": cx.actual, "given": cx.given,
                                  "point_text": shown}
-    if v.factor is not None:
+    if v.per_path:
+        parts = [_part(fp, display, der) for fp in v.factor_parts]
+        ctx["factor"] = {"per_path": True, "power": v.factor_parts[0].power, "parts": parts, "constant": None,
+                         "text": ", ".join(p["text"] for p in parts), "up": [], "down": []}
+    elif v.factor is not None:
         const = v.factor_constant
-        ctx["factor"] = {"text": _text(v.factor), "tex": tex(v.factor, display),
+        ctx["factor"] = {"per_path": False, "text": _text(v.factor), "tex": tex(v.factor, display),
                          "constant": None if const is None or const == 1 else {"text": _text(const), "tex": tex(const)},
                          "parts": [_part(fp, display, der) for fp in v.factor_parts]}
         ctx["factor"]["up"] = [p for p in ctx["factor"]["parts"] if p["power"] > 0]

@@ -113,6 +113,7 @@ class Verdict:
     given_actual: float | None = None       # the derivative at the definition's `at`
     number: bool = False                    # the claim is a number (no names)
     mixed: tuple = ()                       # (missing, extra) path lists, where only both explain it
+    per_path: bool = False                  # factor_parts: one on each path (σ′ of each output), no single factor
     line: int | None = None                 # the claim's line in the file
 
     @property
@@ -127,7 +128,8 @@ class Verdict:
     def to_json(self) -> dict:
         return {"wrt": self.wrt, "claim": self.claim, "correct": self.correct, "kind": self.kind,
                 "paths": [list(p) for p in self.paths], "path_count": self.path_count,
-                "factor": sp.sstr(self.factor) if self.factor is not None else None,
+                "factor": sp.sstr(self.factor) if self.factor is not None else
+                ", ".join(sp.sstr(p.expr if p.power > 0 else 1 / p.expr) for p in self.factor_parts) or None,
                 "equals": self.equals,
                 "counterexample": self.counterexample.as_dict() if self.counterexample else None,
                 "check": self.check, "message": self.message}
@@ -479,6 +481,7 @@ class _Facts:
     counted_twice: tuple = ()
     equals: str | None = None
     mixed: tuple = ()
+    per_path: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -512,7 +515,7 @@ class _Diagnosis:
                     return f
             if self.structured(f) or (not zero_actual and self.solve(f)):
                 return f
-            if not zero_actual and self.partial_factor(f):
+            if not zero_actual and (self.partial_factor(f) or self.per_path_factor(f)):
                 return f
         return f
 
@@ -723,6 +726,49 @@ class _Diagnosis:
         f.extra["solved"] = (len(cols), len(pts))
         return True
 
+    def per_path_factor(self, f: _Facts) -> bool:
+        """The local partial at the same place of every path missing (or doubled): σ′ of each output.
+
+        With paths p and q_p the partial of p's k-th edge (from the output, or from wrt):
+        claim = Σ_p P_p / q_p (missing) or Σ_p P_p · q_p (extra), where the paths are few."""
+        g, wrt = self.g, self.wrt
+        if count_paths(g, wrt) > PATH_SOLVE:
+            return False
+        own = list(iter_paths(g, wrt))
+        if len(own) < 2:
+            return False
+        shortest = min(len(p) for p in own) - 1
+        with mpmath.workdps(DIGITS):
+            prods = [[self.path_value(pt, p) for pt in self.points] for p in own]
+            for k in [i for i in range(shortest)] + [-i for i in range(1, shortest + 1)]:
+                edges = [(p[k], p[k + 1]) if k >= 0 else (p[k - 1], p[k]) for p in own]
+                try:
+                    qs = [[self.j.partial(pt, c, q) for pt in self.points] for c, q in edges]
+                except (ArithmeticError, ValueError):
+                    continue
+                if any(v == 0 for row in qs for v in row):
+                    continue
+                for power in (1, -1):
+                    total = [mpmath.fsum(pr[i] * (q[i] ** -power) for pr, q in zip(prods, qs))
+                             for i in range(len(self.points))]
+                    if not self.same(self.D, total):
+                        continue
+                    parts, seen = [], set()
+                    for c, q in edges:
+                        if (c, q) not in seen:
+                            seen.add((c, q))
+                            e = self.j.ws.partial(c, q).expr
+                            parts.append(FactorPart(c, q, e, power, _function_of(g, c, q)))
+                    f.kind, f.factor_parts, f.per_path = "factor", tuple(parts), True
+                    f.extra["target"] = sp.Add(*[
+                        sp.Mul(*[self.j.ws.partial(a, b).expr for a, b in zip(p, p[1:])])
+                        * self.j.ws.partial(*e).expr ** -power for p, e in zip(own, edges)])
+                    f.detail = ("the claim " + ("misses" if power > 0 else "doubles") + " the local derivative "
+                                + ", ".join(f"∂{c}/∂{q}" for c, q in seen_order(edges)) + " on its path"
+                                + ("s" if len(own) > 1 else ""))
+                    return True
+        return False
+
     def path_value(self, pt: _Point, path) -> Any:
         with mpmath.workdps(DIGITS):
             return mpmath.fprod(self.j.partial(pt, a, b) for a, b in zip(path, path[1:]))
@@ -844,6 +890,11 @@ class _Diagnosis:
         return False
 
 
+def seen_order(items):
+    """The distinct items, in order of first appearance."""
+    return list(dict.fromkeys(items))
+
+
 def _rational(x):
     """x as a Fraction p/q with q ≤ MAX_DENOMINATOR where that is exact to 28 digits, else None."""
     frac = Fraction(mpmath.nstr(x, 25, min_fixed=-30, max_fixed=30)).limit_denominator(MAX_DENOMINATOR)
@@ -961,7 +1012,7 @@ def judge_claim(definition: Definition, claim: Claim) -> Verdict:
                    paths=tuple(facts.paths), path_count=facts.path_count, factor=facts.factor,
                    factor_constant=facts.factor_constant, factor_parts=facts.factor_parts,
                    counted_twice=tuple(facts.counted_twice), equals=facts.equals, agrees_at_given=agrees,
-                   mixed=facts.mixed)
+                   mixed=facts.mixed, per_path=facts.per_path)
 
 
 def _last_digit(tree):
@@ -1004,13 +1055,15 @@ def _diagnosis_check(f: _Facts, points: int, expr, der, subs, j: _Judge) -> str:
     target = None
     if f.kind == "sign":
         target = -result
+    elif f.kind == "factor" and f.per_path:
+        target = f.extra["target"]
     elif f.kind == "factor":
         target = result / f.factor
     elif f.path_count == len(f.paths) <= PATH_SOLVE:
         delta = _path_sum(j, f.paths)
         target = result - delta if f.kind == "missing_paths" else result + delta
     what = {"sign": "the claim is −1 times the derivative",
-            "factor": f"the claim times {sp.sstr(f.factor) if f.factor is not None else '?'} is the derivative",
+            "factor": f.detail if f.per_path else f"the claim times {sp.sstr(f.factor)} is the derivative",
             "missing_paths": f.detail, "extra_paths": f.detail}[f.kind]
     how = prove(expr, target, subs) if target is not None else None
     if how == "nodes":

@@ -64,6 +64,8 @@ MAZUR_CLAIMS = [
     ("w1 plus the paths of w3", "w1", f"{W1} + {W3}", "extra_paths",
      {"paths": [("E", "out_o1", "net_o1", "out_h2", "net_h2", "w3"), ("E", "out_o2", "net_o2", "out_h2", "net_h2", "w3")]}),
     ("w1 missing sigma' of the hidden unit", "w1", f"{H1}*i1", "factor", {"parts": [("out_h1", "net_h1", 1, "sigmoid")]}),
+    ("w1 missing sigma' of both outputs", "w1", "((out_o1 - t1)*w5 + (out_o2 - t2)*w7)*out_h1*(1 - out_h1)*i1",
+     "factor", {"parts": [("out_o1", "net_o1", 1, "sigmoid"), ("out_o2", "net_o2", 1, "sigmoid")]}),
     ("w1 answered for w2", "w1", f"{H1}*out_h1*(1 - out_h1)*i2", "factor", {"equals": "w2"}),
     ("w1 the weights of the other hidden unit", "w1", f"{H2}*out_h1*(1 - out_h1)*i1", "incorrect", {}),
     ("w1 zero", "w1", "0", "missing_paths", {"count": 2}),
