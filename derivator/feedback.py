@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from .printing import tex, tex_lines, tex_name

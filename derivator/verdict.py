@@ -1,15 +1,18 @@
 """Verdicts: a claimed derivative -> right or wrong, how that was decided, and what is wrong.
 
 Takes a definition and claims (``spec.Claim``: a name and an expression parsed by the
-project's parser, never evaluated); gives one frozen ``Verdict`` per claim:
+project's parser, never evaluated); gives one frozen ``Verdict`` per claim.
 
-- **right** when the claim is proved equal to ∂output/∂wrt: symbolically where that is
-  cheap (the claim minus sympy's diff of the output written in the leaves expands to 0;
-  never ``simplify()``), else at the given point and random points in 30-digit mpmath
-  arithmetic. ``check`` says which.
-- **wrong** otherwise, with a counterexample: a point (every leaf) where the claim and
-  the derivative differ visibly, the definition's ``at`` when it shows the difference,
-  else a point of one-decimal values, and a diagnosis (``kind``), tried in this order:
+The claim and the derivative are compared at the definition's ``at`` (when it gives every
+leaf) and at random points, in 30-digit mpmath arithmetic:
+
+- **right** when they are equal at every point; then a symbolic proof is tried where it is
+  cheap (the claim minus derivator's result expands to 0 in the node names, or, for
+  graphs without functions, minus sympy's diff of the output written in the leaves;
+  never ``simplify()``). ``method`` and ``check`` say which.
+- **wrong** otherwise, with a counterexample: a point (every leaf) where the two differ
+  visibly, the definition's ``at`` when it shows the difference, else a point of
+  one-decimal values, and a diagnosis (``kind``), tried in this order:
 
   1. ``missing_paths`` for a claim that is 0 (every path is missing);
   2. ``sign``: the claim is −1 times the derivative;
@@ -23,8 +26,16 @@ project's parser, never evaluated); gives one frozen ``Verdict`` per claim:
      0/1 of the paths to the nearest other leaves) from per-path products at more
      points than unknowns, verified in 30 digits;
   5. ``factor`` by a product of at most three local partials (with exponents ±1) and a
-     constant: a missing σ′(z₃) = o₁(1 − o₁), an extra one, x₂ where x₁ belongs;
+     constant: a missing σ′(z₃) = o₁(1 − o₁), an extra one, x₂ where x₁ belongs, a
+     missing relu′ = [z > 0] (a partial that vanishes at some points); or, where the
+     paths are few, the partial of the same step missing or doubled on every path
+     (σ′ of each output);
   6. ``incorrect``: none of these.
+
+  Besides the kind: ``equals`` (the claim is exactly the derivative with respect to
+  another name), ``agrees_at_given`` (right at the given point only; for a number, to
+  the digits written) and ``mixed`` (the paths left out and added, where only both
+  explain it).
 
 Every number comes from derivator's own checked derivation (the local partials of its
 workspace, by reverse accumulation), and the derivation itself must have passed its
@@ -48,8 +59,8 @@ from . import api
 from .check import DIGITS, TOLERANCE, elementary
 from .errors import ExpressionError, UsageError, VerificationError
 from .expr import _float_value, symbol
-from .paths import count_paths, iter_paths
 from .derivation import DELTA
+from .paths import count_paths, iter_paths
 from .spec import Claim, Definition, parse_claim
 
 POINTS = 6                  # random points of the numeric proof (besides the given point)
@@ -64,7 +75,7 @@ FACTOR_TRIPLES = 40         # … and for triples
 MAX_DENOMINATOR = 1000      # a constant factor is a rational p/q with q at most this
 VISIBLE = 1e-6              # relative difference shown by a counterexample
 _SEED = 20260611
-KINDS = ("correct", "sign", "factor", "missing_paths", "extra_paths", "incorrect")
+KINDS = ("correct", "sign", "factor", "missing_paths", "extra_paths", "incorrect")   # the JSON's "kind"
 
 
 # ----------------------------------------------------------------- data ---
@@ -259,7 +270,7 @@ class _Judge:
             cache: dict = {}
             try:
                 for n in self.g.nodes:
-                    v = api_evaluate(n.expr, env, cache)
+                    v = _mp_value(n.expr, env, cache)
                     if not mpmath.isfinite(v):
                         return None
                     env[n.symbol] = v
@@ -305,7 +316,7 @@ class _Judge:
         v = pt.parts.get(key)
         if v is None:
             with mpmath.workdps(DIGITS):
-                v = pt.parts[key] = api_evaluate(self.ws.partial(child, parent).expr, pt.env, pt.cache)
+                v = pt.parts[key] = _mp_value(self.ws.partial(child, parent).expr, pt.env, pt.cache)
         return v
 
     def adjoints(self, pt: _Point) -> dict:
@@ -346,7 +357,8 @@ class _Judge:
         return claim_value(claim, pt), actual
 
 
-def api_evaluate(expr, env, cache):
+def _mp_value(expr, env, cache):
+    """mpeval's value of ``expr``; every way of not being a real number is an ArithmeticError."""
     from .mpeval import NotReal, evaluate
     try:
         return evaluate(expr, env, cache)
@@ -367,7 +379,7 @@ def claim_value(expr: sp.Expr, pt: _Point):
         return None
     with mpmath.workdps(DIGITS):
         try:
-            v = api_evaluate(expr, pt.env, {})
+            v = _mp_value(expr, pt.env, {})
         except (ArithmeticError, ValueError):
             return None
     return v if mpmath.isfinite(v) else None

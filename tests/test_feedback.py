@@ -26,7 +26,7 @@ NET = {  # a 2-2-2 sigmoid network with shared biases (not a shipped example), h
 D1, D2 = "(o1 - y1)*o1*(1 - o1)", "(o2 - y2)*o2*(1 - o2)"
 CLAIMS = {
     "w5": f"{D1}*h1",                                          # right
-    "w6": f"(y1 - o1)*o1*(1 - o1)*h2",                         # sign
+    "w6": "(y1 - o1)*o1*(1 - o1)*h2",                         # sign
     "w7": "(o2 - y2)*h1",                                      # factor σ′
     "w1": f"{D1}*w5*h1*(1 - h1)*x1",                           # missing the path through o2
     "w2": f"({D1}*w5 + {D2}*w7)*h1*(1 - h1)*x2 + ({D1}*w6 + {D2}*w8)*h2*(1 - h2)*x2",   # plus the paths of w4
@@ -122,3 +122,19 @@ def test_cli_writes_documents(tmp_path, capsys):
         assert main(["check", str(f), "--format", fmt, "-o", str(out)]) == 3
         assert out.read_text().count("Counterexample") >= 6
     assert capsys.readouterr().out == ""
+
+
+def test_same_bytes_in_fresh_processes(tmp_path):
+    """No set order or hash seed reaches the report: two processes with other hash seeds agree."""
+    import os
+    import sys
+    f = tmp_path / "net.yaml"
+    f.write_text(json.dumps(NET | {"claims": {k: CLAIMS[k] for k in ("w1", "w2", "b1")}}))
+    outs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        p = subprocess.run([sys.executable, "-m", "derivator", "check", str(f), "--format", "md"],
+                           capture_output=True, env=env, timeout=120)
+        assert p.returncode == 3, p.stderr
+        outs.append(p.stdout)
+    assert outs[0] == outs[1]
