@@ -119,6 +119,7 @@ def verdict_context(v, fmt: str = "text", index: int = 1) -> dict:
     ctx = {
         "index": index, "wrt": v.wrt, "wrt_tex": tex_name(v.wrt, display), "output": out,
         "output_tex": tex_name(out, display), "frac": _frac_tex(out, v.wrt, display),
+        "slash": r"\partial " + tex_name(out, display) + r" / \partial " + tex_name(v.wrt, display),
         "frac_text": _frac_text(out, v.wrt), "claim": v.claim, "claim_tex": tex(v.expr, display),
         "claim_lines": tex_lines(v.expr, display, width=LINE_WIDTHS.get(fmt, 72)),
         "command": _command(v), "command_file": _command(v, file_only=True), "correct": v.correct, "kind": v.kind, "check": v.check, "method": v.method, "number": v.number,
