@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--format", choices=("text", "md", "tex", "json"), default="text",
                    help="output format (default: text)")
     k.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    k.add_argument("--templates", metavar="DIR", help="a folder of templates that override the shipped check.*.j2")
 
     sub.add_parser("examples", help="list the examples that ship with derivator")
     return p
@@ -268,7 +269,8 @@ def cmd_check(a) -> int:
     if a.format == "json":
         text = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
     else:
-        text = {"text": report.to_text, "md": report.to_markdown, "tex": report.to_latex}[a.format]()
+        from .feedback import render_report
+        text = render_report(report, a.format, template_path=a.templates)
     write_output(text, a.output)
     return 0 if report.all_correct else 3
 

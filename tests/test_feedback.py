@@ -138,3 +138,11 @@ def test_same_bytes_in_fresh_processes(tmp_path):
         assert p.returncode == 3, p.stderr
         outs.append(p.stdout)
     assert outs[0] == outs[1]
+
+
+def test_a_users_template_overrides_a_block(tmp_path, capsys):
+    (tmp_path / "check.md.j2").write_text('{% extends "derivator/check.md.j2" %}\n'
+                                          '{% block title %}# My course: checked answers\n\n{% endblock %}\n')
+    assert main(["check", "student_answers", "--wrt", "w5", "--format", "md", "--templates", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# My course: checked answers") and "**Score: 1 / 1**" in out
