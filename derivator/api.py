@@ -87,4 +87,19 @@ def compile(definition: Definition, wrt=None) -> CompiledGradient:  # noqa: A001
                          original_partial=workspace(definition).partial, layers=definition.layers)
 
 
-__all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph"]
+def check_claim(definition: Definition, wrt: str, claim: str):
+    """The verdict on a claimed ∂output/∂wrt (an expression in the definition's names): a ``Verdict``."""
+    from .verdict import judge, make_claim
+    return judge(definition, [make_claim(definition, wrt, claim)])[0]
+
+
+def check_claims(definition: Definition, claims=None):
+    """Verdicts on several claims ({wrt: expression} or (wrt, expression) pairs; default: the file's
+    ``claims:``): a ``Report`` with the score, which renders like a single verdict."""
+    from .verdict import judge
+    if isinstance(claims, dict):
+        claims = list(claims.items())
+    return judge(definition, claims)
+
+
+__all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph", "check_claim", "check_claims"]

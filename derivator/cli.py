@@ -1,8 +1,9 @@
-"""The command line: ``derivator derive | eval | paths | compile | examples``.
+"""The command line: ``derivator derive | eval | paths | compile | check | examples``.
 
 Exit status: 0 success; 2 bad input or usage (one line on standard error
 naming the file, the line and the problem); 1 an internal failure or a
-derivation that did not pass its checks. Output files are written
+derivation that did not pass its checks; 3 (``check`` only) some claimed
+derivative is wrong. Output files are written
 atomically (a temporary file in the same folder, then a rename).
 """
 from __future__ import annotations
@@ -61,6 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     c.add_argument("--wrt", action="append", metavar="NAME")
+
+    k = sub.add_parser("check", help="judge claimed derivatives (exit 3 when one is wrong)",
+                       description="Judge claimed derivatives of the output: right (proved), or wrong with a "
+                                   "counterexample and a diagnosis. Exit status 0 every claim right, 3 some claim "
+                                   "wrong, 2 bad input.")
+    k.add_argument("file", metavar="FILE")
+    k.add_argument("--wrt", action="append", default=[], metavar="NAME",
+                   help="the claim's name (repeatable, paired in order with --claim); without --claim: "
+                        "only the file's claims for these names")
+    k.add_argument("--claim", action="append", default=[], metavar="EXPR",
+                   help="a claimed derivative of the output with respect to the matching --wrt")
+    k.add_argument("--format", choices=("text", "md", "tex", "json"), default="text",
+                   help="output format (default: text)")
+    k.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    k.add_argument("--templates", metavar="DIR", help="a folder of templates that override the shipped check.*.j2")
 
     sub.add_parser("examples", help="list the examples that ship with derivator")
     return p
@@ -232,6 +248,33 @@ def cmd_compile(a) -> int:
     return 0
 
 
+def cmd_check(a) -> int:
+    from . import verdict
+    d = api.load(a.file)
+    if a.claim:
+        if len(a.claim) != len(a.wrt):
+            raise UsageError(f"{len(a.wrt)} --wrt for {len(a.claim)} --claim: give them in pairs, "
+                             '--wrt NAME --claim "EXPR"', source=d.source)
+        claims = [verdict.make_claim(d, w, c) for w, c in zip(a.wrt, a.claim)]
+    else:
+        claims = list(d.claims)
+        if a.wrt:
+            have = {c.wrt: c for c in claims}
+            missing = [w for w in a.wrt if w not in have]
+            if missing:
+                raise UsageError(f"the file has no claim for {', '.join(missing)}", source=d.source,
+                                 hint='add it to `claims:`, or pass --claim "EXPR" after --wrt')
+            claims = [have[w] for w in dict.fromkeys(a.wrt)]
+    report = verdict.judge(d, claims or None)
+    if a.format == "json":
+        text = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
+    else:
+        from .feedback import render_report
+        text = render_report(report, a.format, template_path=a.templates)
+    write_output(text, a.output)
+    return 0 if report.all_correct else 3
+
+
 def cmd_examples(a) -> int:
     from .spec import examples, loads, example_text
     for name in examples():
@@ -243,7 +286,7 @@ def cmd_examples(a) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     handler = {"derive": cmd_derive, "eval": cmd_eval, "paths": cmd_paths, "compile": cmd_compile,
-               "examples": cmd_examples}[args.command]
+               "check": cmd_check, "examples": cmd_examples}[args.command]
     try:
         return handler(args)
     except InputError as e:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -23,7 +24,7 @@ from .errors import DefinitionError, ExpressionError, InputError
 from .expr import NAME_RE, Parsed, parse_expression, short
 from .functions import FUNCTIONS
 
-TOP_KEYS = ("title", "equations", "network", "output", "wrt", "at", "lr")
+TOP_KEYS = ("title", "equations", "network", "output", "wrt", "at", "lr", "claims")
 MAX_EQUATIONS = 20_000
 MAX_FILE_BYTES = 2_000_000
 
@@ -39,6 +40,17 @@ class Equation:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A claimed derivative ∂output/∂wrt (``claims:`` of a file, or ``check --claim``), parsed, never evaluated."""
+    wrt: str
+    text: str                    # as written
+    expr: Any                    # sympy, in the definition's leaf and node names
+    names: tuple[str, ...]       # names used, in order of first use
+    line: int | None = None
+    tree: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Definition:
     equations: tuple[Equation, ...]
     output: str
@@ -51,6 +63,7 @@ class Definition:
     display: tuple[tuple[str, str], ...] = ()            # name -> LaTeX, where it differs
     layers: tuple[tuple[str, ...], ...] = ()             # network form: node names per layer
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False)   # key path -> line
+    claims: tuple[Claim, ...] = field(default=(), compare=False)          # `claims:` (derivator check)
 
     def __repr__(self) -> str:
         wrt = ", ".join(self.wrt[:6]) + (", …" if len(self.wrt) > 6 else "")
@@ -371,6 +384,89 @@ def _parse_equations(ctx: _Ctx, node: _Node) -> list[tuple[Equation, _Node]]:
     return out
 
 
+def parse_claim(text, known, *, wrt: str) -> Parsed:
+    """A claimed ∂output/∂wrt: parsed by the project's parser (never evaluated), in ``known`` names only.
+
+    Raises ExpressionError with ``offset`` (0-based, in ``text``) where the problem is.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError(f"the claim for {wrt} is empty", hint='write it as an expression, e.g. "2*(o1 - y1)*h1"')
+    parsed = parse_expression(text)
+    _claim_powers(parsed.tree)
+    for name in parsed.names:
+        if name not in known:
+            m = re.search(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", text)
+            close = difflib.get_close_matches(name, list(known), n=1)
+            raise ExpressionError(f"the claim for {wrt} uses {short(name)!r}, which is not in the graph",
+                                  offset=m.start() if m else None,
+                                  hint=f"did you mean {close[0]!r}?" if close
+                                  else "a claim is written in the definition's leaf and node names")
+    return parsed
+
+
+MAX_CLAIM_POWER = 1000      # |exponent| of a power in a claim (a derivative by hand has small powers)
+
+
+def _claim_powers(tree) -> None:
+    """Refuse a claim's power with a constant exponent beyond ±MAX_CLAIM_POWER (x**(10**18))."""
+    from .expr import Call, Neg, Power, Product, Sum, build_scalar
+    stack = [tree]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, Power):
+            e = build_scalar(t.exponent).expr
+            if e.is_Rational and (abs(e.p) > MAX_CLAIM_POWER or e.q > MAX_CLAIM_POWER):
+                raise ExpressionError(f"the power {short(e)} is too large for a claimed derivative", offset=t.pos,
+                                      hint=f"powers in a claim are limited to ±{MAX_CLAIM_POWER}")
+            stack += [t.base, t.exponent]
+        elif isinstance(t, Neg):
+            stack.append(t.arg)
+        elif isinstance(t, (Sum, Product)):
+            stack.extend(a for _, a in (t.terms if isinstance(t, Sum) else t.factors))
+        elif isinstance(t, Call):
+            stack.extend(t.args)
+
+
+def _claim_error_at(e: ExpressionError, vnode: _Node, source: str) -> ExpressionError:
+    """An expression error inside a claim's value, located at its file column where the text is copied as is."""
+    if vnode.line is not None and e.column is None:
+        offset = getattr(e, "offset", None)
+        e.column = vnode.col0 + offset if (vnode.col0 is not None and offset is not None) else vnode.column
+        e.offset = None if vnode.col0 is not None else offset
+    return e.located(source, vnode.line)
+
+
+def _parse_claims(ctx: _Ctx, node: _Node, known: list[str], output: str) -> tuple[Claim, ...]:
+    """``claims: {w1: "EXPR", …}``: claimed derivatives of the output, judged by ``derivator check``."""
+    known_set = set(known)
+    out = []
+    for name, (knode, vnode) in ctx.mapping(node, "`claims`").items():
+        check_name(name, ctx, knode, "`claims` name")
+        if name not in known_set:
+            close = difflib.get_close_matches(name, known, n=1)
+            raise ctx.err(f"`claims` names {name!r}, which is not in the graph", knode,
+                          hint=f"did you mean {close[0]!r}?" if close else "names in the graph: " + ", ".join(known[:20]))
+        if name == output:
+            raise ctx.err(f"`claims` names {name!r}, the output itself", knode,
+                          hint="a claim is a derivative of the output with respect to a leaf or a node")
+        v = vnode.value
+        if isinstance(v, (dict, list)) or isinstance(v, bool) or v is None:
+            raise ctx.err(f"the claim for {name} must be an expression, got {_kind(v)}", vnode,
+                          hint='quote it, e.g. w1: "2*(o1 - y1)*h1"')
+        text = vnode.raw if vnode.raw is not None else str(v)
+        try:
+            parsed = parse_claim(text, known_set, wrt=name)
+        except ExpressionError as e:
+            if not e.message.startswith("the claim for"):
+                e.message = f"in the claim for {name}: {e.message}"
+            raise _claim_error_at(e, vnode, ctx.source) from None
+        ctx.lines[f"claims.{name}"] = knode.line
+        out.append(Claim(name, text, parsed.expr, parsed.names, knode.line, parsed.tree))
+    if not out:
+        raise ctx.err("`claims` is empty", node, hint='write one claim per line, e.g. w5: "2*(o1 - y1)*h1"')
+    return tuple(out)
+
+
 def _order(ctx: _Ctx, eqs: list[tuple[Equation, _Node]]) -> tuple[Equation, ...]:
     """Equations in file order, checked to form a DAG (forward references allowed)."""
     defined = {e.name: (e, k) for e, k in eqs}
@@ -495,11 +591,14 @@ def _build(root: _Node, source: str) -> Definition:
     lr = None
     if "lr" in top and top["lr"][1].value is not None:
         lr = ctx.number(top["lr"][1], "`lr`")
+    claims: tuple[Claim, ...] = ()
+    if "claims" in top and top["claims"][1].value is not None:
+        claims = _parse_claims(ctx, top["claims"][1], known, output)
     for key, (knode, _) in top.items():
         ctx.lines.setdefault(key, knode.line)
     return Definition(equations=equations, output=output, wrt=tuple(wrt), at=tuple(at), lr=lr, title=title,
                       source=source, form=form, display=tuple(display), layers=tuple(layers),
-                      lines=tuple(sorted((k, v) for k, v in ctx.lines.items() if v is not None)))
+                      lines=tuple(sorted((k, v) for k, v in ctx.lines.items() if v is not None)), claims=claims)
 
 
 # ------------------------------------------------------------ entry points ---
