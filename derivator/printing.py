@@ -557,8 +557,17 @@ def tidy(expr):
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
     canon = {s: sp.Symbol(f"_t{i}", real=True) for i, s in enumerate(syms)}
     done = _tidy_shape(expr.xreplace(canon))
-    with sp.evaluate(False):        # renaming must not undo the factoring (sympy distributes 2 over o - y)
-        return done.xreplace({v: k for k, v in canon.items()})
+    return _rename(done, {v: k for k, v in canon.items()})
+
+
+def _rename(e, names: dict):
+    """``e`` with its symbols renamed, rebuilt without evaluation: sympy would undo the factoring
+    (it distributes 2 over o − y). Not ``sympy.evaluate(False)``, which clears sympy's caches."""
+    if e in names:
+        return names[e]
+    if not e.args:
+        return e
+    return e.func(*[_rename(a, names) for a in e.args], evaluate=False)
 
 
 @lru_cache(maxsize=4096)

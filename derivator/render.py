@@ -641,8 +641,9 @@ def _groups(doc: _Doc) -> list[dict]:
         layer = doc.layer.get(kids[0]) if kids else None
         ones = all(doc.edges[(c, d0.wrt)].expr == 1 for c in kids) if kids else False
         rows = [_row(doc, d) for d in members]
-        out.append({"layer": layer, "kind": ("bias" if ones else "weight") if doc.layer else None,
-                    "kinds": ("biases" if ones else "weights") if doc.layer else None,
+        out.append({"layer": layer, "kind": (("bias" if ones else "weight") if doc.g.is_leaf(d0.wrt) else "node") if doc.layer else None,
+                    "kinds": (("biases" if ones else "weights") if doc.g.is_leaf(d0.wrt) else "nodes")
+                    if doc.layer else None,
                     "names": [d.wrt for d in members], "texs": [r["tex"] for r in rows],
                     "path_count": d0.path_count, "rows": rows, "worked": _worked(doc, d0),
                     "wrt": d0.wrt, "wrt_tex": doc.names.tex(d0.wrt), "frac": doc.names.frac(doc.output, d0.wrt),
