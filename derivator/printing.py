@@ -216,8 +216,9 @@ def call(fn: str, s: str) -> str:
 
 
 def wrap_negative(s: str) -> str:
-    """A factor that starts with a minus sign, in parentheses (``0.1 \\cdot (-2)``)."""
-    return paren(s) if s.startswith("-") else s
+    """A number as a factor: in parentheses where it starts with a minus sign (``0.1 \\cdot (-2)``)
+    or has a power of ten (``0.1 \\cdot (1.97 \\times 10^{434})``)."""
+    return paren(s) if s.startswith("-") or r"\times" in s else s
 
 
 _UPRIGHT_END = re.compile(r"\\math(rm|tt)\{[^{}]*\}(_(\{[^{}]*\}|[A-Za-z0-9]))?\Z")
@@ -274,7 +275,7 @@ class TreePrinter:
         s = self.values[t.name]
         if s.startswith("-") and (not lead or level >= 3):
             return paren(s)
-        if level >= 3 and r"\times" in s:
+        if level >= 2 and r"\times" in s:         # (1.97 \times 10^{434}) \cdot 2
             return paren(s)
         return s
 
@@ -567,7 +568,11 @@ def _rename(e, names: dict):
         return names[e]
     if not e.args:
         return e
-    return e.func(*[_rename(a, names) for a in e.args], evaluate=False)
+    args = [_rename(a, names) for a in e.args]
+    try:
+        return e.func(*args, evaluate=False)
+    except TypeError:           # a class without an ``evaluate`` option: rebuild it as sympy would
+        return e.func(*args)
 
 
 @lru_cache(maxsize=4096)
@@ -577,8 +582,25 @@ def _tidy_shape(expr):
     return expr
 
 
-def tex(expr, names: Names | None = None) -> str:
-    return TexPrinter(names).doprint(expr)
+def _names(names) -> Names:
+    """A ``Names``, or one made from a display mapping (name -> LaTeX) as earlier callers pass."""
+    return names if isinstance(names, Names) else Names((), dict(names or {}))
+
+
+def tex(expr, names=None) -> str:
+    """A sympy expression in the project's notation; ``names`` is a ``Names`` or a display mapping."""
+    return TexPrinter(_names(names)).doprint(expr)
+
+
+def tex_name(name: str, names=None) -> str:
+    """One name in the project's notation (without a document's collisions unless ``names`` has them)."""
+    return _names(names).tex(name)
+
+
+def tex_lines(expr, names=None, width: int = 72) -> list[str]:
+    """A sympy expression cut at + and · into lines of about ``width`` visible characters."""
+    p = TexPrinter(_names(names))
+    return break_lines(expr_pieces(p, expr, width), width)
 
 
 # ---------------------------------------------------------------- lines ---

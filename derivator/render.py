@@ -382,7 +382,8 @@ def _numbers(terms: list[list]) -> list[str] | None:
         if any(v is None for v in vals):
             return None
         texts = [format_number(v) for v in vals]
-        texts = [t if (j == 0 and i == 0) else wrap_negative(t) for j, t in enumerate(texts)]
+        texts = [wrap_negative(t) if (j or i or (len(texts) > 1 and r"\times" in t)) else t
+                 for j, t in enumerate(texts)]
         s = r" \cdot ".join(texts)
         if i:
             s = (" - " + s[1:]) if s.startswith("-") else " + " + s

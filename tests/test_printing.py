@@ -72,7 +72,8 @@ def test_definitions_print_as_written(text, tex):
     ("sigmoid(z)", r"\sigma(-0.25)"),                            # no doubled parentheses
     ("w2*x1", r"-0.2 \cdot 0.5"), ("x1 - w2", r"0.5 - (-0.2)"), ("-w2", "-(-0.2)"), ("x2**2", "(-1)^2"),
     ("(y1 - o1)**2", "(1 - 0.495401592)^2"), ("w1 + x1", "0.1 + 0.5"),
-    ("x1*big", r"0.5 \cdot 1.5 \times 10^{12}"), ("big**2", r"(1.5 \times 10^{12})^2"),
+    ("x1*big", r"0.5 \cdot (1.5 \times 10^{12})"), ("big*x1", r"(1.5 \times 10^{12}) \cdot 0.5"),
+    ("big**2", r"(1.5 \times 10^{12})^2"), ("big + x1", r"1.5 \times 10^{12} + 0.5"),
 ])
 def test_worked_numbers_print_where_the_names_were(text, tex):
     values = {"w1": "0.1", "x1": "0.5", "w2": "-0.2", "x2": "-1", "y1": "1", "o1": "0.495401592", "z": "-0.25",

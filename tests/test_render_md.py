@@ -38,6 +38,7 @@ HOSTILE = {
                     "w6": 0.6}, "lr": 0.1},
     "domain": {"equations": {"F": "sqrt(a)*b"}, "at": {"a": 0, "b": 1}, "lr": 0.1},
     "log": {"equations": {"u": "log(a)", "F": "u*b + c"}, "at": {"a": -1, "b": 1, "c": 2}, "lr": 0.1},
+    "huge": {"equations": {"u": "exp(a)", "F": "u*b + log(u)"}, "at": {"a": 1000, "b": 2}, "lr": 0.1},
     "layered": {"network": {"inputs": 2, "layers": [{"units": 2, "activation": "tanh"},
                                                     {"units": 3, "activation": "softmax"}],
                             "bias": "shared", "loss": "cross_entropy", "naming": "layered"},
@@ -237,6 +238,8 @@ def test_outside_the_domain_no_number_is_printed(docs):
     assert r"b \leftarrow b - \eta" in md
     log = docs["hostile_log"]
     assert log.count("**Outside the domain.**") == 1 and "$u$" in log
+    huge = docs["hostile_huge"]                  # finite, beyond float64: printed with its exponent
+    assert r"u &= e^{1000} = 1.97007111 \times 10^{434}" in huge and "Outside the domain" not in huge
 
 
 def test_names_never_look_alike(docs):
