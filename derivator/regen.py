@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from . import api
@@ -35,10 +36,10 @@ START, END = "<!-- excerpt:start -->\n", "<!-- excerpt:end -->"
 
 
 def readme_excerpt() -> str:
-    """From the paths to the update, of `derivator derive seed_network --wrt w5`, headings one level down."""
+    """The backward pass and the gradient of `derivator derive seed_network --wrt w5`, headings one level down."""
     doc = render([api.derive(api.load("seed_network"), "w5")], "md")
-    body = doc[doc.index("### Paths"):doc.index("\n---\n")].rstrip() + "\n"
-    return body.replace("### ", "#### ")
+    body = doc[doc.index("## 4. "):doc.index("## 6. ")].rstrip() + "\n"
+    return re.sub(r"^(#+) ", r"#\1 ", body, flags=re.M)
 
 
 def with_excerpt(readme: str) -> str:

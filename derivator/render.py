@@ -1,11 +1,26 @@
 """Render: derivations -> Markdown or LaTeX, through jinja2 templates only.
 
 Takes one or more ``Derivation`` objects of the same definition; gives text.
-This module turns the derivations into plain data (math already printed by
-``printing.py``) and hands it to one template; all prose and markup live in
-``templates/``. The LaTeX environment uses ``<< >>`` and ``<% %>`` as
-delimiters (no clash with braces), both use ``StrictUndefined``, and a
-user's template folder, when given, comes first on the search path.
+This module turns the derivations into plain data — every formula already
+printed as LaTeX by ``printing.py``, every number already formatted — and
+hands it to one template; all prose and markup live in ``templates/``.
+
+A document reads like a hand derivation: the definitions as the user wrote
+them and the graph drawn once; the forward pass; each local derivative once,
+by layer, with the rule that gives it; the deltas δ_n = ∂output/∂n once,
+each worked from the deltas above it; then the gradients, parameters of the
+same structure in one table (formula in δ, value, updated value) with one of
+them worked in full in chain order (∂L/∂o₁ · ∂o₁/∂z₃ · ∂z₃/∂w₅ over their
+values); and how each claim was checked. Every number is computed once per
+document in 30-digit arithmetic, so rendering is linear in the graph.
+Where the point is outside a function's domain the document says so once
+and prints no number for what cannot be computed: never nan or ±inf.
+
+The templates run in jinja2's ``SandboxedEnvironment``: a user's template
+folder (``--templates``) comes first on the search path and can ``{% extends
+"derivator/derivation.md.j2" %}`` to override blocks, but cannot reach
+Python objects' internals. The LaTeX environment uses ``<< >>`` and ``<% %>``
+as delimiters (no clash with braces); both use ``StrictUndefined``.
 """
 from __future__ import annotations
 
@@ -14,25 +29,35 @@ from functools import lru_cache
 from importlib import resources
 
 import jinja2
+import jinja2.sandbox
 import mpmath
 import sympy as sp
 
 from .check import DIGITS
-from .derivation import DELTA, Derivation, delta_symbol
+from .derivation import Derivation, delta_symbol
 from .errors import VerificationError
 from .expr import symbol
+from .functions import relu
 from .mpeval import NotReal, evaluate
-from .printing import escape_md, escape_tex, format_number, tex, tex_lines, tex_name
+from .printing import (Names, TexPrinter, TreePrinter, break_lines, escape_md, escape_tex, expr_pieces,
+                       format_number, paren, tidy, visible, wrap_negative)
+from .rules import RULES
 
 JSON_PATHS = 1000           # paths listed in JSON (path_count is always exact)
 PICTURE_NODES = 80          # larger graphs get no picture
-LINE_WIDTH = {"md": 72, "tex": 48}   # characters per line of a long equation (tex: fits a default article)
+LINE_WIDTH = {"md": 72, "tex": 54}   # visible characters per line of a display (tex: an A4 article)
+INLINE = 150                # longest inline math span (more would overflow a GitHub page)
+PATH_EDGES = 8              # paths up to this many edges are written as a chain of fractions …
+PATH_SUM = 9                # … and up to this many paths as a sum over paths
+RESULT_TERMS = 64           # results of up to this many path products are printed (if they fit two lines)
+LISTED_NAMES = 12           # parameters named in the introduction
 
 
 def template_dir() -> str:
     return str(resources.files("derivator.templates"))
 
 
+@lru_cache(maxsize=16)
 def _env(kind: str, user_dir: str | None = None) -> jinja2.Environment:
     # a user's folder first; the shipped templates also as "derivator/NAME", so that a user's
     # derivation.md.j2 can {% extends "derivator/derivation.md.j2" %} and override only some blocks
@@ -44,7 +69,7 @@ def _env(kind: str, user_dir: str | None = None) -> jinja2.Environment:
     if kind == "tex":
         opts.update(block_start_string="<%", block_end_string="%>", variable_start_string="<<",
                     variable_end_string=">>", comment_start_string="<#", comment_end_string="#>")
-    env = jinja2.Environment(**opts)
+    env = jinja2.sandbox.SandboxedEnvironment(**opts)
     env.filters["esc"] = escape_tex if kind == "tex" else escape_md
     env.filters["num"] = format_number
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
@@ -67,7 +92,7 @@ def _groupby_order(items, key):
 # ------------------------------------------------------------- numbers ---
 
 def point_values(graph, at: dict) -> dict | None:
-    """Every leaf and node at the point, in mpmath; None where a leaf has no value."""
+    """Every leaf and node at the point, in mpmath; None where a leaf has no value or a node none."""
     if not at or any(x not in at for x in graph.leaves):
         return None
     with mpmath.workdps(DIGITS):
@@ -80,57 +105,151 @@ def point_values(graph, at: dict) -> dict | None:
     return env
 
 
-def _val(expr, env) -> float:
-    with mpmath.workdps(DIGITS):
+def _finite(v):
+    return v if v is not None and mpmath.isfinite(v) and not isinstance(v, mpmath.mpc) else None
+
+
+class Point:
+    """The numbers of one document at the given point, each computed once (mpmath, 30 digits).
+
+    ``values`` (every leaf and node), ``partials`` (every local derivative on the
+    document's edges) and ``deltas`` (δ_n for every node on them, by reverse
+    accumulation: δ_n = Σ_c δ_c ∂c/∂n). A quantity that is not a finite real
+    number there is None and listed in ``undefined`` (its origin only); what
+    depends on it is None too."""
+
+    def __init__(self, graph, at: dict, edges: dict, order: list[str]):
+        self.undefined: list[tuple[str, object]] = []
+        self.values: dict[str, object] = {}
+        self.partials: dict[tuple[str, str], object] = {}
+        self.deltas: dict[str, object] = {}
+        with mpmath.workdps(DIGITS):
+            env = {}
+            for x in graph.leaves:
+                v = mpmath.mpf(repr(float(at[x])))
+                self.values[x] = v
+                env[symbol(x)] = v
+            cache: dict = {}
+            for n in graph.nodes:
+                if any(self.values.get(p) is None for p in n.parents):
+                    self.values[n.name] = None
+                    continue
+                v = self._eval(n.expr, env, cache)
+                self.values[n.name] = v
+                if v is None:
+                    self.undefined.append(("value", n.name))
+                else:
+                    env[n.symbol] = v
+            for key, p in edges.items():
+                if any(s not in env for s in p.expr.free_symbols):
+                    self.partials[key] = None
+                    continue
+                v = self._eval(p.expr, env, cache)
+                self.partials[key] = v
+                if v is None:
+                    self.undefined.append(("partial", key))
+            output = graph.output
+            self.deltas[output] = mpmath.mpf(1)
+            for name in order:                      # output side first
+                if name == output:
+                    continue
+                total = mpmath.mpf(0)
+                for c in graph.children[name]:
+                    if (c, name) not in edges:
+                        continue
+                    dc, pc = self.deltas.get(c), self.partials[(c, name)]
+                    if dc is None or pc is None:
+                        total = None
+                        break
+                    total += dc * pc
+                self.deltas[name] = _finite(total)
+
+    @staticmethod
+    def _eval(expr, env, cache):
         try:
-            return float(evaluate(expr, env))
+            return _finite(evaluate(expr, env, cache))
         except (NotReal, ZeroDivisionError, OverflowError, ValueError):
-            return float("nan")
+            return None
+
+
+def _num(v) -> str | None:
+    return None if v is None else format_number(v)
 
 
 # ------------------------------------------------------------- context ---
 
-def _frac(top: str, bottom: str, display) -> str:
-    return r"\frac{\partial " + tex_name(top, display) + r"}{\partial " + tex_name(bottom, display) + "}"
+def _levels(g) -> dict[str, int]:
+    """Every name that reaches the output: its longest distance from it (0 for the output)."""
+    dist = {g.output: 0}
+    for n in reversed(g.nodes):
+        if n.name != g.output:
+            ds = [dist[c] for c in g.children[n.name] if c in dist]
+            if ds:
+                dist[n.name] = 1 + max(ds)
+    for x in g.leaves:
+        ds = [dist[c] for c in g.children[x] if c in dist]
+        if ds:
+            dist[x] = 1 + max(ds)
+    return dist
 
 
-def _graph_picture(d: Derivation, display) -> dict | None:
-    g = d.graph
-    names = g.ancestors(g.output)
-    if len(names) > PICTURE_NODES:
+def _layer_keys(layers) -> dict[str, str]:
+    """Network form: node -> ``loss``, ``output`` or ``hidden <l>``."""
+    out = {}
+    n = len(layers)
+    for i, names in enumerate(layers):
+        key = "loss" if i == n - 1 else ("output" if i == n - 2 else f"hidden {i + 1}")
+        for x in names:
+            out[x] = key
+    return out
+
+
+_MINOR_RULES = ("sum rule", "identity", "chain rule", "constant multiple rule")
+
+
+def principal_rule(rules) -> str:
+    """The one rule a reader needs for a local derivative: the outermost that is not bookkeeping
+    (the sum and constant multiple rules only where nothing else was used)."""
+    for r in rules:
+        if r not in _MINOR_RULES:
+            return r
+    for r in ("constant multiple rule", "sum rule", "identity"):
+        if r in rules:
+            return r
+    return rules[0] if rules else "constant"
+
+
+def _graph_picture(g, names: Names, wrt: set) -> dict | None:
+    relevant = g.ancestors(g.output)
+    if len(relevant) > PICTURE_NODES:
         return None
-    on_nodes = set(d.cone.nodes)
-    on_edges = set(d.cone.edges)
+    inside = set(relevant)
     level: dict[str, int] = {}
     for x in g.leaves:
         level[x] = 0
     for n in g.nodes:
         level[n.name] = 1 + max((level[p] for p in n.parents), default=-1)
-    # leaves sit one column before their first user
-    for x in g.leaves:
-        kids = [c for c in g.children[x] if c in names]
+    for x in g.leaves:                 # leaves sit one column before their first user
+        kids = [c for c in g.children[x] if c in inside]
         if kids:
             level[x] = max(0, min(level[c] for c in kids) - 1)
     columns: dict[int, list[str]] = {}
-    for x in names:
+    for x in relevant:
         columns.setdefault(level[x], []).append(x)
-    columns = _order_columns(g, dict(sorted(columns.items())), names)
-    ids = {x: f"n{i}" for i, x in enumerate(names)}
+    columns = _order_columns(g, dict(sorted(columns.items())), relevant)
+    ids = {x: f"n{i}" for i, x in enumerate(relevant)}
     nodes = []
     for col, members in columns.items():
         for row, x in enumerate(members):
-            nodes.append({"id": ids[x], "name": x, "tex": tex_name(x, display), "x": col * 2.4,
+            nodes.append({"id": ids[x], "name": x, "tex": names.tex(x), "x": col * 2.4,
                           "y": -(row - (len(members) - 1) / 2) * 0.9, "leaf": g.is_leaf(x),
-                          "on": x in on_nodes, "target": x == d.wrt, "output": x == g.output})
+                          "wrt": x in wrt, "output": x == g.output})
     edges = []
     for n in g.nodes:
-        if n.name not in names:
-            continue
-        for p in n.parents:
-            edges.append({"src": ids[p], "dst": ids[n.name], "on": (n.name, p) in on_edges,
-                          "skip": level[n.name] - level[p] > 1})
-    return {"nodes": nodes, "edges": edges,
-            "highlight": [i for i, e in enumerate(edges) if e["on"]]}
+        if n.name in inside:
+            for p in n.parents:
+                edges.append({"src": ids[p], "dst": ids[n.name], "skip": level[n.name] - level[p] > 1})
+    return {"nodes": nodes, "edges": edges}
 
 
 def _order_columns(g, columns: dict[int, list[str]], names) -> dict[int, list[str]]:
@@ -157,161 +276,462 @@ def _order_columns(g, columns: dict[int, list[str]], names) -> dict[int, list[st
     return cols
 
 
-def _partial_ctx(p, display, env, width=LINE_WIDTH["md"]):
-    out = {"child": p.child, "parent": p.parent, "frac": _frac(p.child, p.parent, display),
-           "tex": tex(p.expr, display), "lines": tex_lines(p.expr, display, width=width), "rules": list(p.rules),
-           "check": p.check.as_dict()}
-    if env is not None:
-        vals = {s.name: float(v) for s, v in env.items()}
-        out["numbers"] = tex(p.expr, display, values=vals) if p.expr.free_symbols else None
-        out["value"] = _val(p.expr, env)
+def chain_rows(sides: list[list[str]], width: int, merge: bool = True) -> list[str]:
+    """The right-hand sides of ``lhs = s1 = s2 = …`` as rows of an aligned display.
+
+    Each side is a list of pieces (``break_lines``); with ``merge``, a side that
+    fits goes on the row before it; a long one is cut into continued rows."""
+    rows: list[str] = []
+    cur = None
+    for side in sides:
+        lines = break_lines(side, width)
+        first = "= " + lines[0]
+        if merge and cur is not None and len(lines) == 1 and visible(cur + " " + first) <= width:
+            cur = cur + " " + first
+            continue
+        if cur is not None:
+            rows.append(cur)
+        cur = first
+        for line in lines[1:]:
+            rows.append(cur)
+            cur = r"\quad " + line
+    if cur is not None:
+        rows.append(cur)
+    return rows
+
+
+def _factor(expr, s: str) -> str:
+    """A printed local derivative as a factor of a product."""
+    return paren(s) if isinstance(expr, sp.Add) or s.startswith("-") else s
+
+
+class _Doc:
+    """What every part of one document's context needs: the graph, its names, the printers, the numbers."""
+
+    def __init__(self, derivations: list[Derivation], fmt: str):
+        first = derivations[0]
+        self.ders = derivations
+        self.g = g = first.graph
+        self.output = first.output
+        self.width = LINE_WIDTH[fmt]
+        self.names = Names(g.names, dict(first.display))
+        self.printer = TexPrinter(self.names)
+        self.at = dict(first.at)
+        self.lr = first.lr
+        self.edges: dict[tuple[str, str], object] = {}
+        self.on: set[str] = set()
+        for d in derivations:
+            for p in d.partials:
+                self.edges.setdefault((p.child, p.parent), p)
+            self.on.update(d.cone.nodes)
+        self.level = _levels(g)
+        self.layer = _layer_keys(first.layers)
+        self.pos = {x: i for i, x in enumerate(g.names)}
+        self.up = {}                          # node -> its children on the document's edges
+        for c, p in self.edges:
+            self.up.setdefault(p, []).append(c)
+        for p in self.up:
+            self.up[p].sort(key=self.pos.__getitem__)
+        order = sorted(self.on, key=lambda x: (self.level.get(x, 0), self.pos[x]))
+        self.order = order                   # output first
+        self.has_numbers = bool(self.at) and all(x in self.at for x in g.leaves)
+        self.point = Point(g, self.at, self.edges, order) if self.has_numbers else None
+        self._tex: dict = {}
+
+    # -- printed pieces, each once -------------------------------------
+    def partial_tex(self, key) -> tuple[object, str]:
+        got = self._tex.get(key)
+        if got is None:
+            e = tidy(self.edges[key].expr)
+            got = self._tex[key] = (e, self.printer.doprint(e))
+        return got
+
+    def value(self, name):
+        return None if self.point is None else self.point.values.get(name)
+
+    def delta(self, name):
+        return None if self.point is None else self.point.deltas.get(name)
+
+    def pvalue(self, key):
+        return None if self.point is None else self.point.partials.get(key)
+
+    def only_output_above(self, name) -> bool:
+        """δ_name is the one local derivative ∂output/∂name."""
+        return self.up.get(name) == [self.output]
+
+    def delta_factor(self, name) -> dict:
+        """∂output/∂name as the first factor of a chain: the δ of the backward pass."""
+        if self.only_output_above(name):
+            e, s = self.partial_tex((self.output, name))
+            return {"leibniz": self.names.frac(self.output, name), "tex": _factor(e, s),
+                    "value": self.pvalue((self.output, name))}
+        return {"leibniz": self.names.frac(self.output, name), "tex": self.names.delta(name),
+                "value": self.delta(name)}
+
+    def partial_factor(self, child, parent) -> dict:
+        e, s = self.partial_tex((child, parent))
+        return {"leibniz": self.names.frac(child, parent), "tex": _factor(e, s), "raw": s,
+                "value": self.pvalue((child, parent)), "one": e == 1}
+
+
+def _numbers(terms: list[list]) -> list[str] | None:
+    """Products of values as pieces of a sum; None where a value is missing."""
+    out = []
+    for i, factors in enumerate(terms):
+        vals = [f["value"] for f in factors]
+        if any(v is None for v in vals):
+            return None
+        texts = [format_number(v) for v in vals]
+        texts = [wrap_negative(t) if (j or i or (len(texts) > 1 and r"\times" in t)) else t
+                 for j, t in enumerate(texts)]
+        s = r" \cdot ".join(texts)
+        if i:
+            s = (" - " + s[1:]) if s.startswith("-") else " + " + s
+        out.append(s)
     return out
 
 
-def context(derivations: list[Derivation], *, fragment: bool = False, width: int = LINE_WIDTH["md"]) -> dict:
-    first = derivations[0]
-    g = first.graph
-    display = dict(first.display)
-    at = dict(first.at)
-    env = point_values(g, at)
-    vals = {s.name: float(v) for s, v in env.items()} if env is not None else None
-    relevant = g.ancestors(g.output)
-    equations = []
+def _symbols(terms: list[list], key="tex", glue=r" \cdot ") -> list[str]:
+    out = []
+    for i, factors in enumerate(terms):
+        s = glue.join(f[key] for f in factors)
+        out.append(s if i == 0 else " + " + s)
+    return out
+
+
+def _equations(doc: _Doc) -> list[dict]:
+    g, names, width = doc.g, doc.names, doc.width
+    relevant = set(g.ancestors(g.output))
+    values = None
+    if doc.point is not None:
+        values = {x: _num(v) for x, v in doc.point.values.items()}
+    out = []
     for n in g.nodes:
         if n.name not in relevant:
             continue
-        e = {"name": n.name, "tex": tex_name(n.name, display), "rhs": tex(n.expr, display),
-             "lines": tex_lines(n.expr, display, width=width)}
-        if vals is not None:
-            e["numbers"] = tex(n.expr, display, values=vals)
-            e["numbers_lines"] = tex_lines(n.expr, display, values=vals, width=width)
-            e["value"] = vals[n.name]
-        equations.append(e)
-
-    # local partials shared by every derivation of the document, output side first
-    seen: dict = {}
-    for d in derivations:
-        for p in d.partials:
-            seen.setdefault((p.child, p.parent), p)
-    partials = [_partial_ctx(p, display, env, width) for p in seen.values()]
-    rules_used: dict[str, str] = {}
-    from .rules import RULES
-    by_name = {r.name: r.formula for r in RULES.values()}
-    for p in seen.values():
-        for r in p.rules:
-            rules_used.setdefault(r, by_name.get(r, ""))
-
-    ders = []
-    for d in derivations:
-        by_edge = {(p.child, p.parent): p for p in d.partials}
-        paths = []
-        for p in d.paths:
-            product = sp.Mul(*[by_edge[(a, b)].expr for a, b in zip(p, p[1:])])
-            fracs = [_frac(a, b, display) for a, b in zip(p, p[1:])]
-            paths.append({"names": list(p), "tex": r" \to ".join(tex_name(x, display) for x in p),
-                          "leibniz": " ".join(fracs), "fracs": fracs,
-                          "product": tex(product, display), "product_lines": tex_lines(product, display, width=width)})
-        kids = d.accumulation[-1].children if d.accumulation else ()
-        final = [{"delta": tex_name(DELTA + c, display), "partial": tex(by_edge[(c, d.wrt)].expr, display),
-                  "one": by_edge[(c, d.wrt)].expr == 1} for c in kids]
-        item = {
-            "wrt": d.wrt, "wrt_tex": tex_name(d.wrt, display), "frac": _frac(d.output, d.wrt, display),
-            "path_count": d.path_count, "paths": paths, "all_paths_shown": d.all_paths_shown,
-            "final": final, "result_terms": d.accumulation[-1].terms if d.accumulation else 0,
-            "result_short": _short(d.accumulation[-1].terms if d.accumulation else 0),
-            "result": tex(d.result, display), "result_lines": tex_lines(d.result, display, width=width),
-            "check": d.check.as_dict(), "picture": _graph_picture(d, display),
-            "value": None, "descent": None,
-        }
-        if env is not None:
-            item["value"] = _delta_value(d, d.wrt, env)
-            spell = bool(d.result.free_symbols) and not d.result.is_Symbol and _short(item["result_terms"])
-            item["result_numbers"] = tex(d.result, display, values=vals) if spell else None
-            item["result_numbers_lines"] = tex_lines(d.result, display, values=vals, width=width) if spell else None
-            if d.lr is not None and g.is_leaf(d.wrt):
-                old = float(at[d.wrt])
-                item["descent"] = {"lr": d.lr, "old": old, "new": old - d.lr * item["value"]}
-        ders.append(item)
-    return {
-        "accumulation": _accumulation(derivations, display, env, width),
-        "title": first.title, "output": first.output,
-        "output_tex": tex_name(first.output, display), "fragment": fragment,
-        "equations": equations, "leaves": [{"name": x, "tex": tex_name(x, display),
-                                           "value": vals.get(x) if vals else None} for x in g.leaves if x in relevant],
-        "partials": partials, "rules": [{"name": k, "formula": v} for k, v in rules_used.items()],
-        "derivations": ders, "has_numbers": env is not None, "lr": first.lr,
-        "at_missing": [x for x in g.leaves if x not in at] if at else None,
-    }
-
-
-SHORT_TERMS = 8   # a δ (or result) with at most this many path products is written out in documents
-
-
-def _short(terms: int) -> bool:
-    return 0 < terms <= SHORT_TERMS
-
-
-def _layer_names(layers) -> dict[str, str]:
-    """node -> its layer as a key the templates name: ``loss``, ``output`` or ``hidden-<l>``."""
-    out = {}
-    n = len(layers)
-    for i, names in enumerate(layers):
-        key = "loss" if i == n - 1 else ("output" if i == n - 2 else f"hidden-{i + 1}")
-        for x in names:
-            out[x] = key
+        lhs = names.tex(n.name)
+        room = width - visible(lhs)
+        if n.tree is not None:
+            rhs = TreePrinter(names).pieces(n.tree, room)
+        else:
+            rhs = expr_pieces(doc.printer, n.expr, room)
+        e = {"name": n.name, "tex": lhs, "rows": chain_rows([rhs], room), "value": None, "numbers": None}
+        if values is not None and values.get(n.name) is not None:
+            e["value"] = values[n.name]
+            sides = []
+            if n.tree is not None and not all(values.get(p) is None for p in n.parents):
+                nums = TreePrinter(names, values).pieces(n.tree, room)
+                if "".join(nums) != e["value"]:
+                    sides.append(nums)
+            sides.append([e["value"]])
+            e["numbers"] = chain_rows(sides, room)
+        out.append(e)
     return out
 
 
-def _accumulation(derivations: list[Derivation], display, env, width) -> list[dict]:
-    """δ for every node the document needs, once, output first (grouped by layer for networks).
+def _locals(doc: _Doc) -> tuple[list[dict], list[dict]]:
+    """One row per local derivative, by layer (output side first); the rules they cite."""
+    names = doc.names
+    keys = sorted(doc.edges, key=lambda e: (doc.level.get(e[0], 0), doc.pos[e[0]],
+                                            doc.g.node(e[0]).parents.index(e[1])))
+    rows, rules = [], {}
+    formulas = {r.name: r.formula for r in RULES.values()}
+    for key in keys:
+        p = doc.edges[key]
+        e, s = doc.partial_tex(key)
+        frac = names.frac(*key)
+        rule = principal_rule(p.rules)
+        rules.setdefault(rule, formulas.get(rule, ""))
+        layer = doc.layer.get(key[0])
+        row = {"child": key[0], "parent": key[1], "frac": frac, "tex": s, "rule": rule, "layer": layer,
+               "value": _num(doc.pvalue(key)), "method": p.check.method, "lines": None}
+        if visible(frac) + visible(s) > INLINE // 2 or len(s) > INLINE:
+            row["tex"] = None          # too long for a table cell: printed below the table
+            row["lines"] = chain_rows(expr_pieces(doc.printer, e, doc.width), doc.width)
+        rows.append(row)
+    # a rule whose name is its formula (σ′ = σ(1 − σ)) needs no second statement
+    return rows, [{"name": k, "formula": "" if "=" in k else v} for k, v in rules.items()]
 
-    δ_n is the same in every derivation (its children that reach the output are on every
-    route through n), so a document for several weights computes each once."""
-    first = derivations[0]
-    g = first.graph
-    items: dict[str, tuple] = {}
-    for d in derivations:
-        by_edge = {(p.child, p.parent): p for p in d.partials}
-        for a in d.accumulation:
-            if a.node == d.output or (a.node == d.wrt and g.is_leaf(a.node)) or a.node in items:
-                continue
-            items[a.node] = (a, by_edge, d)
-    layer = _layer_names(first.layers)
-    # by distance from the output, then graph order: δ_o1, δ_o2, then δ_z4, δ_z5, … (children come first)
-    dist: dict[str, int] = {g.output: 0}
-    for n in reversed(g.nodes):
-        if n.name != g.output:
-            dist[n.name] = 1 + max((dist[c] for c in g.children[n.name] if c in dist), default=-10**9)
-    pos = {n.name: i for i, n in enumerate(g.nodes)}
-    order = sorted(items, key=lambda x: (dist[x], pos[x]))
+
+def _deltas(doc: _Doc) -> list[dict]:
+    """δ_n for every node the document needs, output side first, each from the deltas above it."""
     out = []
-    for name in order:
-        a, by_edge, d = items[name]
-        item = {"node": name, "delta": tex_name(DELTA + name, display), "name": tex_name(name, display),
-                "frac": _frac(d.output, name, display), "layer": layer.get(name),
-                "terms": [{"delta": tex_name(DELTA + c, display), "partial": tex(by_edge[(c, name)].expr, display),
-                           "one": by_edge[(c, name)].expr == 1} for c in a.children],
-                "lines": tex_lines(a.expr, display, width=width) if a.expr is not None and _short(a.terms) else None}
-        if env is not None:
-            item["value"] = _delta_value(d, name, env)
-        out.append(item)
+    names, width = doc.names, doc.width
+    for name in doc.order:
+        if name == doc.output or doc.g.is_leaf(name):
+            continue
+        terms = []
+        for c in doc.up.get(name, ()):
+            f = doc.partial_factor(c, name)
+            terms.append([dict(f, tex=f["raw"]) if len(doc.up[name]) == 1 else f] if c == doc.output
+                         else [_delta_of(doc, c), f])
+        lhs = names.delta(name)
+        room = width - visible(lhs)
+        sides = [_symbols(terms)]
+        value = _num(doc.delta(name))
+        if doc.point is not None:
+            nums = _numbers(terms)
+            if nums is not None and value is not None:
+                if not (len(terms) == 1 and len(terms[0]) == 1):
+                    sides.append(nums)
+                if "".join(sides[-1]) != value:
+                    sides.append([value])
+        out.append({"node": name, "delta": lhs, "name": names.tex(name), "frac": names.frac(doc.output, name),
+                    "layer": doc.layer.get(name), "rows": chain_rows(sides, room), "value": value})
     return out
 
 
-def _delta_value(d: Derivation, name: str, env) -> float:
-    """δ_name at the point, by this derivation's own partials (reverse accumulation)."""
-    by_edge = {(p.child, p.parent): p for p in d.partials}
+def _delta_of(doc: _Doc, name) -> dict:
+    return {"leibniz": doc.names.frac(doc.output, name), "tex": doc.names.delta(name), "value": doc.delta(name)}
+
+
+def _path_tex(names: Names, path) -> str:
+    parts = [names.tex(x) for x in path]
+    s = r" \to ".join(parts)
+    if len(s) > INLINE and len(parts) > 8:
+        s = r" \to ".join(parts[:4]) + r" \to \dots \to " + r" \to ".join(parts[-3:])
+    return s
+
+
+def _kids(d: Derivation) -> tuple[str, ...]:
+    acc = d.accumulation
+    return acc[-1].children if acc and acc[-1].node == d.wrt else ()
+
+
+def _shape(doc: _Doc, expr) -> str:
+    """A local derivative with its names replaced by their kind: the structure a group of parameters shares."""
+    g = doc.g
+    rep = {s: symbol("_leaf" if g.is_leaf(s.name) else "_node") for s in expr.free_symbols}
+    return sp.srepr(expr.xreplace(rep))
+
+
+def _group_key(doc: _Doc, d: Derivation):
+    kids = _kids(d)
+    return (doc.g.is_leaf(d.wrt), d.path_count,
+            tuple((doc.layer.get(c), c == doc.output, _shape(doc, doc.edges[(c, d.wrt)].expr)) for c in kids))
+
+
+def _row(doc: _Doc, d: Derivation) -> dict:
+    """One parameter's line in its group's table: ∂L/∂w in the deltas (BP3/BP4), its value, the update."""
+    names = doc.names
+    kids = _kids(d)
+    terms = []
+    for c in kids:
+        f = doc.partial_factor(c, d.wrt)
+        if c == doc.output:
+            terms.append([f])
+        else:
+            terms.append([_delta_of(doc, c)] + ([] if f["one"] else [f]))
+    value = doc.delta(d.wrt) if d.path_count else mpmath.mpf(0)
+    row = {"name": d.wrt, "tex": names.tex(d.wrt), "frac": names.frac(d.output, d.wrt), "path_count": d.path_count,
+           "path": None, "via": ", ".join(names.tex(c) for c in kids),
+           "formula": "".join(_symbols(terms)) if terms else "0", "numbers": None, "value": _num(value),
+           "old": None, "new": None}
+    if d.path_count == 1 and d.paths and len(d.paths[0]) <= 6:
+        row["path"] = _path_tex(names, d.paths[0])
+    if doc.point is not None and terms:
+        nums = _numbers(terms)
+        if nums is not None and not (len(terms) == 1 and len(terms[0]) == 1):
+            row["numbers"] = "".join(nums)
+    if visible(row["formula"] + (row["numbers"] or "")) > INLINE // 2 or len(row["formula"] + (row["numbers"] or "")) > INLINE:
+        row["numbers"] = None
+        if len(row["formula"]) > INLINE:
+            row["formula"] = None
+    if doc.lr is not None and doc.g.is_leaf(d.wrt) and d.wrt in doc.at:
+        row["old"] = _num(mpmath.mpf(repr(float(doc.at[d.wrt]))))
+        if value is not None:
+            with mpmath.workdps(DIGITS):
+                row["new"] = _num(mpmath.mpf(repr(float(doc.at[d.wrt]))) - mpmath.mpf(repr(float(doc.lr))) * value)
+    return row
+
+
+def _worked(doc: _Doc, d: Derivation) -> dict:
+    """One parameter worked in full: its paths, the chain rule along them, the chain in δ with its numbers."""
+    names, width, out = doc.names, doc.width, doc.output
+    lhs = names.frac(out, d.wrt)
+    room = width - visible(lhs)
     on = set(d.cone.nodes)
-    delta = {d.output: mpmath.mpf(1)}
-    with mpmath.workdps(DIGITS):
-        for a in d.accumulation:
-            if a.node == d.output:
+    item = {"paths": [_path_tex(names, p) for p in d.paths], "path_count": d.path_count,
+            "all_paths_shown": d.all_paths_shown, "path_rows": None, "rows": None,
+            "top": None, "top_delta": None, "uses_deltas": False, "descent": None}
+    if d.path_count == 0:
+        return item
+
+    def above(n):
+        return [c for c in doc.g.children[n] if c in on]
+
+    # the chain below the last node where the paths meet, at most two local derivatives long
+    chain = [d.wrt]
+    while len(chain) < 3:
+        ks = above(chain[-1])
+        if len(ks) != 1:
+            break
+        chain.append(ks[0])
+        if ks[0] == out:
+            break
+    tops = [list(reversed(chain))] if len(chain) > 1 else [[c, d.wrt] for c in above(d.wrt)]
+    terms = []
+    for t in tops:
+        factors = [] if t[0] == out else [doc.delta_factor(t[0])]
+        factors += [doc.partial_factor(a, b) for a, b in zip(t, t[1:])]
+        terms.append(factors)
+    if len(tops) == 1 and tops[0][0] != out and not doc.only_output_above(tops[0][0]):
+        item["top"] = names.tex(tops[0][0])
+        item["top_delta"] = names.delta(tops[0][0])
+    item["uses_deltas"] = any(t[0] != out and not doc.only_output_above(t[0]) for t in tops)
+    leibniz = _symbols(terms, "leibniz", " ")
+    value = _num(doc.delta(d.wrt))
+
+    # the chain rule along the paths, and its result written out in the graph's quantities
+    fracs = [[names.frac(a, b) for a, b in zip(p, p[1:])] for p in d.paths]
+    if d.all_paths_shown and len(fracs) <= PATH_SUM and all(len(f) <= PATH_EDGES for f in fracs):
+        sums = [(" + " if i else "") + " ".join(f) for i, f in enumerate(fracs)]
+        if "".join(sums) != "".join(leibniz):
+            sides = [sums]
+            if d.path_count == 1:
+                prods = [doc.partial_tex((a, b)) for a, b in zip(d.paths[0], d.paths[0][1:])]
+                sides.append([_factor(e, s) if i == 0 else r" \cdot " + _factor(e, s) for i, (e, s) in enumerate(prods)])
+            elif _short_result(d):
+                written = expr_pieces(doc.printer, d.result, room)
+                if len(break_lines(written, room)) <= 2:
+                    sides.append(written)
+            item["path_rows"] = chain_rows(sides, room, merge=False)
+
+    # the chain in δ, factor by factor over its numbers
+    sides = [leibniz, _symbols(terms)]
+    nums = _numbers(terms) if doc.point is not None else None
+    if nums is not None:
+        sides.append(nums)
+    if value is not None:
+        sides.append([value])
+    item["rows"] = chain_rows(_distinct(sides, lhs), room, merge=False)
+    if doc.lr is not None and doc.g.is_leaf(d.wrt) and value is not None:
+        row = _row(doc, d)
+        item["descent"] = {"old": row["old"], "lr": format_number(doc.lr), "value": wrap_negative(value),
+                           "new": row["new"]}
+    return item
+
+
+def _distinct(sides: list[list[str]], lhs: str) -> list[list[str]]:
+    """The sides of a chain of equalities without repeats (∂F/∂a = ∂F/∂a, 0 = 0)."""
+    out: list[list[str]] = []
+    for s in sides:
+        text = "".join(s)
+        if text != lhs and (not out or "".join(out[-1]) != text):
+            out.append(s)
+    return out
+
+
+def _short_result(d: Derivation) -> bool:
+    """A result small enough to be worth writing out (it is printed only if it fits on two lines)."""
+    terms = d.accumulation[-1].terms if d.accumulation else 0
+    return 0 < terms <= RESULT_TERMS and not any(s.name.startswith("δ_") for s in d.result.free_symbols)
+
+
+def _groups(doc: _Doc) -> list[dict]:
+    """Parameters with the same structure (same layer, path count, local derivative shapes), in order."""
+    groups: dict = {}
+    for d in doc.ders:
+        groups.setdefault(_group_key(doc, d), []).append(d)
+    out = []
+    near = {key: min((doc.level.get(c, 0) for c in _kids(m[0])), default=10**9) for key, m in groups.items()}
+    for key in sorted(groups, key=near.__getitem__):          # stable: the output side first
+        members = groups[key]
+        d0 = members[0]
+        kids = _kids(d0)
+        layer = doc.layer.get(kids[0]) if kids else None
+        ones = all(doc.edges[(c, d0.wrt)].expr == 1 for c in kids) if kids else False
+        rows = [_row(doc, d) for d in members]
+        out.append({"layer": layer, "kind": (("bias" if ones else "weight") if doc.g.is_leaf(d0.wrt) else "node") if doc.layer else None,
+                    "kinds": (("biases" if ones else "weights") if doc.g.is_leaf(d0.wrt) else "nodes")
+                    if doc.layer else None,
+                    "names": [d.wrt for d in members], "texs": [r["tex"] for r in rows],
+                    "path_count": d0.path_count, "rows": rows, "worked": _worked(doc, d0),
+                    "wrt": d0.wrt, "wrt_tex": doc.names.tex(d0.wrt), "frac": doc.names.frac(doc.output, d0.wrt),
+                    "via": rows[0]["via"], "leaf": doc.g.is_leaf(d0.wrt)})
+    return out
+
+
+def _inactive(doc: _Doc) -> list[dict]:
+    """ReLU units whose argument is ≤ 0 at the point: they output 0 and pass no gradient back.
+
+    For each: the parameters whose gradient is 0 because every path to them runs through
+    the unit (``through``), and those that multiply the unit's 0 (``times``)."""
+    if doc.point is None:
+        return []
+    env = {symbol(x): v for x, v in doc.point.values.items() if v is not None}
+    out = []
+    for n in doc.g.nodes:
+        if n.name not in doc.on or not isinstance(n.expr, relu):
+            continue
+        arg = n.expr.args[0]
+        v = Point._eval(arg, env, {}) if arg.free_symbols <= set(env) else None
+        if v is None or v > 0:
+            continue
+        through, times = [], []
+        for d in doc.ders:
+            if not d.path_count or doc.delta(d.wrt) != 0:
                 continue
-            try:
-                delta[a.node] = mpmath.fsum(delta[c] * evaluate(by_edge[(c, a.node)].expr, env) for c in a.children if c in on)
-            except (NotReal, ZeroDivisionError, OverflowError, ValueError):
-                return float("nan")
-    return float(delta.get(name, 0))
+            if n.name in d.cone.nodes:
+                through.append(doc.names.tex(d.wrt))
+            elif any(doc.edges[(c, d.wrt)].expr == n.symbol for c in _kids(d)):
+                times.append(doc.names.tex(d.wrt))
+        out.append({"unit": doc.names.tex(n.name), "arg": doc.printer.doprint(arg), "value": _num(v),
+                    "zero": through, "times": times})
+    return out
+
+
+def _undefined(doc: _Doc) -> dict | None:
+    """What cannot be computed at the point (outside a function's domain), said once."""
+    if doc.point is None or not doc.point.undefined:
+        return None
+    names = doc.names
+    items = []
+    for kind, what in doc.point.undefined:
+        if kind == "value":
+            items.append(names.tex(what))
+        else:
+            items.append(names.frac(*what))
+    missing = [names.frac(d.output, d.wrt) for d in doc.ders if d.path_count and doc.delta(d.wrt) is None]
+    return {"items": items, "gradients": missing}
+
+
+def _checks(doc: _Doc) -> dict:
+    methods: dict[str, int] = {}
+    for p in doc.edges.values():
+        methods[p.check.method] = methods.get(p.check.method, 0) + 1
+    by_detail: dict[str, list[str]] = {}
+    for d in doc.ders:
+        by_detail.setdefault(d.check.detail, []).append(doc.names.frac(d.output, d.wrt))
+    return {"locals": len(doc.edges), "methods": methods,
+            "results": [{"detail": k, "fracs": v} for k, v in by_detail.items()]}
+
+
+def context(derivations: list[Derivation], *, fragment: bool = False, fmt: str = "md") -> dict:
+    """The template context of one document (see the README's template section for its keys)."""
+    doc = _Doc(derivations, fmt)
+    first = derivations[0]
+    g, names = doc.g, doc.names
+    locals_, rules = _locals(doc)
+    wrt_texs = [names.tex(d.wrt) for d in derivations]
+    iverson = any(p.expr.has(sp.Heaviside) for p in doc.edges.values())
+    return {
+        "title": first.title, "output": first.output, "output_tex": names.tex(first.output), "fragment": fragment,
+        "wrt": wrt_texs[:LISTED_NAMES], "wrt_more": max(0, len(wrt_texs) - LISTED_NAMES),
+        "wrt_count": len(wrt_texs),
+        "picture": _graph_picture(g, names, {d.wrt for d in derivations}),
+        "equations": _equations(doc),
+        "leaves": [{"name": x, "tex": names.tex(x), "value": _num(doc.value(x)) if doc.point else None}
+                   for x in g.ancestors(g.output) if g.is_leaf(x)],
+        "has_numbers": doc.point is not None, "lr": None if first.lr is None else format_number(first.lr),
+        "at_missing": [x for x in g.leaves if x not in doc.at] if doc.at else None,
+        "undefined": _undefined(doc),
+        "partials": locals_, "rules": rules, "iverson": iverson,
+        "network": bool(doc.layer),
+        "deltas": _deltas(doc), "inactive": _inactive(doc),
+        "groups": _groups(doc),
+        "checks": _checks(doc),
+    }
 
 
 def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, template_path: str | None = None) -> str:
@@ -319,7 +739,7 @@ def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, t
     bad = [f for d in derivations for f in d.failures]
     if bad:
         raise VerificationError("the derivation did not pass its checks, so no document is written: " + "; ".join(bad))
-    ctx = context(derivations, fragment=fragment, width=LINE_WIDTH[fmt])
+    ctx = context(derivations, fragment=fragment, fmt=fmt)
     env = _env(fmt, template_path)
     name = {"md": "derivation.md.j2", "tex": "fragment.tex.j2" if fragment else "derivation.tex.j2"}[fmt]
     return env.get_template(name).render(**ctx)

@@ -39,7 +39,7 @@ RULES: dict[type, Rule] = {
     relu: Rule("relu′(u) = [u > 0]", r"\operatorname{relu}'(u) = [u > 0]", lambda u, f: sp.Heaviside(u, 0)),
     sp.sin: Rule("sin′ = cos", r"\sin'(u) = \cos(u)", lambda u, f: sp.cos(u)),
     sp.cos: Rule("cos′ = −sin", r"\cos'(u) = -\sin(u)", lambda u, f: -sp.sin(u)),
-    sp.Abs: Rule("|u|′ = sign(u)", r"|u|' = \operatorname{sign}(u)", lambda u, f: sp.sign(u)),
+    sp.Abs: Rule("|u|′ = sign(u)", r"\lvert u \rvert' = \operatorname{sign}(u)", lambda u, f: sp.sign(u)),
     Max2: Rule("max rule", r"\frac{\partial \max(a,b)}{\partial a} = [a \ge b]",
                partials=lambda e: (sp.Heaviside(e.args[0] - e.args[1], 1), sp.Heaviside(e.args[1] - e.args[0], 0))),
     Min2: Rule("min rule", r"\frac{\partial \min(a,b)}{\partial a} = [a \le b]",

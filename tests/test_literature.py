@@ -163,6 +163,13 @@ def test_mazur_derivations(mazur):
     published(at_point(derivator.derive(d, "w5").result, values), MAZUR_GRADIENT["w5"], f"{form}: result of dE/dw5")
 
 
+def test_mazur_ships_as_an_example():
+    """`derivator derive mazur` is this test's equations form (its document is in output/)."""
+    shipped, here = derivator.load("mazur"), derivator.loads(MAZUR_EQUATIONS)
+    assert [(e.name, e.text) for e in shipped.equations] == [(e.name, e.text) for e in here.equations]
+    assert (shipped.at, shipped.lr, shipped.wrt, shipped.output) == (here.at, here.lr, here.wrt, here.output)
+
+
 def test_mazur_forms_agree():
     dn = derivator.loads(MAZUR_NETWORK)
     de = derivator.loads(MAZUR_EQUATIONS)

@@ -18,7 +18,7 @@ def test_excerpt_is_real_output():
     excerpt = text.split("<!-- excerpt:start -->\n")[1].split("<!-- excerpt:end -->")[0]
     assert excerpt.strip()
     doc = render([api.derive(api.load("seed_network"), "w5")], "md")
-    assert excerpt.replace("#### ", "### ") in doc, "README excerpt is stale: run python3 -m derivator.regen"
+    assert re.sub(r"^#(#+) ", r"\1 ", excerpt, flags=re.M) in doc, "README excerpt is stale: run python3 -m derivator.regen"
 
 
 def test_ci_runs_the_readme_test_command():

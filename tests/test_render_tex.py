@@ -1,6 +1,7 @@
-"""The LaTeX documents: every shipped example compiles under ``pdflatex -no-shell-escape``,
-the fragment compiles when ``\\input`` with the packages its header lists, and a hostile
-title compiles and prints as text, with nothing read from disk or run.
+"""The LaTeX documents: every shipped example compiles under ``pdflatex -no-shell-escape``
+within its page budget, the fragment compiles when ``\\input`` with the packages its header
+lists, names that sympy would turn into fonts (``xscr``, ``hbar``) and ``abs`` compile, and
+a hostile title compiles and prints as text, with nothing read from disk or run.
 
 The .tex is built in-process (``derive_all`` + ``render``); only pdflatex runs as a
 subprocess, all compiles at once in a thread pool, once per module.
@@ -27,6 +28,14 @@ needs_pdflatex = pytest.mark.skipif(
 EXAMPLES = derivator.examples()
 NASTY_TITLE = r"\input{/etc/passwd} \write18{rm -rf /} $ % # _ { } ~ ^ \\ & <b>"
 MAX_OVERFULL_PT = 10.0      # an hbox this much too wide is text running off the page
+MAX_PAGES = {"seed_network": 5, "two_outputs": 10, "mazur": 8}   # a document an instructor keeps
+HOSTILE = {     # names sympy's printer would make into \mathscr, \mathfrak, \beth, \hbar, powers
+    "names": {"equations": {"u": "xscr*w1 + w_1*x0 + x_0 + delta_u*x__2 + hbar*beth + abs(xfrak)",
+                            "v": "u*sign + dot*invden + max(u, lambda_2)"},
+              "at": {"xscr": 1, "w1": 2, "w_1": 3, "x0": 4, "x_0": 5, "delta_u": 6, "x__2": 7, "hbar": 8,
+                     "beth": 9, "xfrak": -10, "sign": 2, "dot": 1, "invden": 3, "lambda_2": 1}, "lr": 0.1},
+    "domain": {"equations": {"F": "sqrt(a)*b + log(c)"}, "at": {"a": 0, "b": 1, "c": 2}, "lr": 0.1},
+}
 
 
 def _tex(name_or_dict, *, fragment: bool = False) -> str:
@@ -66,6 +75,7 @@ def sources() -> dict[str, str]:
     for n in ("seed_network", "two_outputs"):
         docs[f"frag_{n}"] = _tex(n, fragment=True)
     docs["nasty"] = _tex(_nasty_definition())
+    docs.update({f"hostile_{k}": _tex(v) for k, v in HOSTILE.items()})
     return docs
 
 
@@ -142,6 +152,26 @@ def _assert_compiled(res: dict):
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_compiles(compiled, name):
     _assert_compiled(compiled[f"ex_{name}"])
+
+
+def _pages(pdf: Path) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf.read_bytes()))
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("name", sorted(MAX_PAGES))
+def test_example_fits_its_page_budget(compiled, name):
+    res = compiled[f"ex_{name}"]
+    _assert_compiled(res)
+    assert _pages(res["pdf"]) <= MAX_PAGES[name]
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_names_compile(compiled, sources, name):
+    _assert_compiled(compiled[f"hostile_{name}"])
+    for command in (r"\mathscr", r"\mathfrak", r"\beth", r"\hbar", "nan", "inf"):
+        assert command not in sources[f"hostile_{name}"]
 
 
 @needs_pdflatex

@@ -90,7 +90,8 @@ def test_small_graph_shows_the_path_sum_and_its_factoring():
     assert str(proof.result) == "(alpha + beta + gamma)*(delta + epsilon + zeta)"
     assert proof.check.method == "symbolic"
     md = proof.to_markdown()
-    assert "Chain rule: a sum over paths" in md and "Reverse accumulation" in md
+    assert "a sum over paths" in md and "reverse accumulation" in md
+    assert r"&= (\alpha + \beta + \gamma) (\delta + \varepsilon + \zeta)" in md      # the sum, factored
 
 
 def test_long_chain_whose_result_is_stated_through_adjoints():
