@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from .printing import tex, tex_lines, tex_name
@@ -45,12 +46,33 @@ def _breakable(escaped: str) -> str:
 
 
 def _derivation_view(der, fmt: str) -> dict | None:
-    """render.py's view of the correct derivation (paths, products, result, picture), or None."""
-    from .render import LINE_WIDTH, context
-    try:
-        return context([der], width=LINE_WIDTH["tex" if fmt == "tex" else "md"])["derivations"][0]
-    except (KeyError, IndexError):
-        return None
+    """The correct derivation for comparison (paths, their products, result, picture), printed as the
+    derivation documents print it (render.py's picture layout, printing.py's names and LaTeX)."""
+    from .printing import Names, TexPrinter, break_lines, expr_pieces, tidy
+    from .render import LINE_WIDTH, _graph_picture, _short_result
+    g = der.graph
+    names = Names(g.names, dict(der.display))
+    printer = TexPrinter(names)
+    width = LINE_WIDTH["tex" if fmt == "tex" else "md"]
+    pic = _graph_picture(g, names, {der.wrt})
+    if pic is not None:
+        on_nodes, on_edges = set(der.cone.nodes), set(der.cone.edges)
+        ids = {n["id"]: n["name"] for n in pic["nodes"]}
+        pic = dict(pic, nodes=[n | {"on": n["name"] in on_nodes, "target": n["name"] == der.wrt}
+                               for n in pic["nodes"]],
+                   edges=[e | {"on": (ids[e["dst"]], ids[e["src"]]) in on_edges} for e in pic["edges"]])
+    by_edge = {(p.child, p.parent): p for p in der.partials}
+    paths = []
+    for p in der.paths:
+        product = sp.Mul(*[tidy(by_edge[(a, b)].expr) for a, b in zip(p, p[1:])])
+        fracs = [names.frac(a, b) for a, b in zip(p, p[1:])]
+        paths.append({"names": list(p), "tex": r" \to ".join(names.tex(x) for x in p),
+                      "leibniz": " ".join(fracs), "fracs": fracs, "product": printer.doprint(product),
+                      "product_lines": break_lines(expr_pieces(printer, product, width), width)})
+    short = _short_result(der)
+    return {"picture": pic, "paths": paths, "path_count": der.path_count, "all_paths_shown": der.all_paths_shown,
+            "result_short": short,
+            "result_lines": break_lines(expr_pieces(printer, tidy(der.result), width), width) if short else None}
 
 
 # ------------------------------------------------------------------- context ---
