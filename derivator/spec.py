@@ -784,6 +784,22 @@ def _shapes_wrt(tensor_equations, shapes, output, source, names):
     return out
 
 
+def _shapes_display(tensor_equations, shapes, output, source):
+    """LaTeX of the scalar view's entry names: x_2 -> x_{2}, W1_3_1 -> {W_{1}}_{3,1}."""
+    from .layer_graph import tensor_shapes
+    from .layer_network import indices
+    from .printing import tex_name
+    out = []
+    for name, shape in tensor_shapes(tensor_equations, dict(shapes)).items():
+        if not shape:
+            continue
+        base = tex_name(name)
+        base = "{" + base + "}" if "_" in base or "^" in base else base
+        for idx in indices(shape):
+            out.append((entry_name(name, idx), base + "_{" + ",".join(str(i + 1) for i in idx) + "}"))
+    return out
+
+
 def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
     from .tensor import build, shape_text
     snode = top["shapes"][1]
@@ -917,7 +933,8 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
     return Definition(equations=Lazy(_unroll, key), output=output,
                       wrt=Lazy(_shapes_wrt, key + (tuple(layer_wrt),)), at=tuple(at.items()), lr=_lr(ctx, top),
                       title=title, source=ctx.source, form="equations", lines=_lines(ctx, top),
-                      shapes=tuple(given.items()), tensor_equations=tensor_equations, layer_wrt=tuple(layer_wrt))
+                      display=Lazy(_shapes_display, key), shapes=tuple(given.items()),
+                      tensor_equations=tensor_equations, layer_wrt=tuple(layer_wrt))
 
 
 # ------------------------------------------------------------ entry points ---
