@@ -105,7 +105,8 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
     return tuple(out)
 
 
-def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS, view: str | None = None):
+def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS,
+           view: str | None = None) -> "Derivation | LayerDerivation":  # noqa: F821
     """The checked derivation of ∂output/∂wrt (default: the first ``wrt`` of the definition).
 
     ``view="layer"`` gives a ``LayerDerivation`` (vectors and matrices: ``wrt="W1"``)."""

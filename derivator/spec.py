@@ -29,7 +29,8 @@ from .functions import FUNCTIONS
 TOP_KEYS = ("title", "equations", "network", "shapes", "output", "wrt", "at", "lr")
 MAX_EQUATIONS = 20_000
 MAX_FILE_BYTES = 2_000_000
-MAX_TENSOR_ENTRIES = 10_000_000     # entries of one leaf of a `shapes` definition
+MAX_TENSOR_ENTRIES = 1_000_000      # entries of one vector or matrix of a `shapes` definition (leaf or computed)
+MAX_LEAF_ENTRIES = 2_000_000        # entries of all the leaves of a `shapes` definition
 RESERVED_PREFIX = "delta_"          # the layer view prints the adjoint of z as delta_z
 
 
@@ -606,8 +607,10 @@ def _tensor_value(ctx: _Ctx, node: _Node, shape: tuple, name: str):
         return ctx.number(node, f"the value of {name} in `at`")
     what = "a vector of " + str(shape[0]) if len(shape) == 1 else f"a {shape[0]}×{shape[1]} matrix"
     if not isinstance(node.value, list):
+        got = "a number" if isinstance(node.value, (int, float)) and not isinstance(node.value, bool) \
+            else _kind(node.value)
         raise ctx.err(f"{name} is {what}: give {'a list' if len(shape) == 1 else 'a list of rows'} in `at`, "
-                      f"not {_kind(node.value)}", node)
+                      f"not {got}", node)
     if len(node.value) != shape[0]:
         raise ctx.err(f"{name} is {what}: `at` gives {len(node.value)} {'entries' if len(shape) == 1 else 'rows'}",
                       node)
@@ -831,6 +834,10 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
             if p not in defined:
                 leaves.setdefault(p, None)
     known = list(defined) + list(leaves)
+    total = sum(math.prod(given[n]) for n in given)
+    if total > MAX_LEAF_ENTRIES:
+        raise ctx.err(f"the shapes hold {total} entries in all (at most {MAX_LEAF_ENTRIES})", snode,
+                      hint="vectors and matrices are limited in size")
     for name, knode in snodes.items():
         if name in defined:
             raise ctx.err(f"`shapes` gives a shape for {name!r}, which is computed by an equation", knode,
@@ -864,6 +871,12 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
                 t = build(e.tree, shapes.__getitem__)
             except ExpressionError as err:
                 raise _located(ctx, err, name, ctx.vnodes[name]) from None
+            from .tensor import to_str, walk
+            big = next((x for x in walk(t) if math.prod(x.shape) > MAX_TENSOR_ENTRIES), None)
+            if big is not None:
+                raise ctx.err(f"in the equation for {name}: {to_str(big)[:60]} has shape {shape_text(big.shape)}, "
+                              f"more than {MAX_TENSOR_ENTRIES} entries", ctx.vnodes[name],
+                              hint="vectors and matrices are limited in size")
             shapes[name] = t.shape
             typed[name] = Equation(name, e.text, t, e.parents, e.line, e.tree)
     tensor_equations = tuple(typed[e.name] for e in equations)

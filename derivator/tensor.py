@@ -558,8 +558,10 @@ def build(tree, shape_of: Callable[[str], Shape]) -> T:
 # ------------------------------------------------------------- printing ---
 
 def _atomic(t: T) -> bool:
-    return isinstance(t, (Var, Transpose, Sum, Mean, Softmax, Index)) or (isinstance(t, Map) and not t.args
-                                                                           and not t.shape and t.f.is_Atom)
+    """Printed without parentheses as an operand: names, calls, and broadcast(…)."""
+    if isinstance(t, (Var, Transpose, Sum, Mean, Softmax, Index)):
+        return True
+    return isinstance(t, Map) and (t.f.is_Atom and not t.args or bool(t.shape) and all(not a.shape for a in t.args))
 
 
 @lru_cache(maxsize=4096)

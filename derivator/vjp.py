@@ -135,9 +135,10 @@ def _slot(slots: dict, t: T) -> sp.Symbol:
 
 
 def sadd(*terms: T) -> T:
+    shape = max((t.shape for t in terms), key=len, default=())
     terms = [t for t in terms if not is_zero(t)]
     if not terms:
-        return const(0)
+        return const(0, shape)
     if len(terms) == 1:
         return terms[0]
     shape = max((t.shape for t in terms), key=len)

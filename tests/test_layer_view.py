@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -353,3 +354,82 @@ def test_network_at_given_as_lists(naming, bias):
     naming_map = api.layer_workspace(d).lg.naming
     assert close(g, [[float(out.gradient[naming_map.entry_name("W1", (i, j))]) for j in range(2)]
                      for i in range(2)], 1e-12)
+
+
+# ----------------------------------------------------- generated definitions ---
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+LEAVES = {"a": (), "u": (3,), "v": (3,), "w": (2,), "M": (2, 3), "N": (3, 2)}
+FUNCS = ["tanh", "sigmoid", "sin", "softplus"]
+
+
+@st.composite
+def expr_of(draw, shape, depth=0):
+    """A random expression of the given shape over LEAVES, well shaped by construction."""
+    leaves = [n for n, s in LEAVES.items() if s == shape]
+    if depth >= 3 or (depth and draw(st.integers(0, 3)) == 0):
+        if leaves:
+            return draw(st.sampled_from(leaves))
+        if shape == (2, 3):
+            return "transpose(N)"
+    sub = lambda s: draw(expr_of(s, depth + 1))  # noqa: E731
+    choices = ["f", "add", "mul", "scale"]
+    if shape == ():
+        choices = ["sum", "mean", "dot", "sum", "dot", "f", "mul"]
+    elif shape == (3,):
+        choices += ["tm", "vm", "softmax"]
+    elif shape == (2,):
+        choices += ["mv"]
+    else:
+        choices += ["outer"]
+    kind = draw(st.sampled_from(choices))
+    if kind == "f":
+        return f"{draw(st.sampled_from(FUNCS))}({sub(shape)})"
+    if kind == "add":
+        return f"({sub(shape)} - {sub(shape)})"
+    if kind == "mul":
+        return f"({sub(shape)} * {sub(shape)})"
+    if kind == "scale":
+        return f"(a*{sub(shape)} + 0.5)"
+    if kind == "sum":
+        return f"sum({sub(draw(st.sampled_from([(3,), (2, 3)])))})"
+    if kind == "mean":
+        return f"mean({sub((2,))})"
+    if kind == "dot":
+        return f"({sub((3,))} @ {sub((3,))})"
+    if kind == "tm":
+        return f"(transpose(M) @ {sub((2,))})"
+    if kind == "vm":
+        return f"({sub((2,))} @ M)"
+    if kind == "softmax":
+        return f"softmax({sub((3,))})"
+    if kind == "mv":
+        return f"(M @ {sub((3,))})"
+    return f"({sub((2,))} @ transpose({sub((3,))}))"
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.lists(expr_of(()), min_size=1, max_size=2))
+def test_generated_definitions_agree_with_the_scalar_view(exprs):
+    """Random vector and matrix expressions: every layer derivation is verified, and eval in the layer view
+    gives the scalar view's gradient (its own graph, unrolled; its own compiled code)."""
+    from derivator.cli import evaluate, evaluate_layer
+    rng = np.random.default_rng(len("".join(exprs)))
+    eqs = {f"t{i}": e for i, e in enumerate(exprs)}
+    eqs["L"] = " + ".join(eqs)
+    text = " ".join(eqs.values())
+    used = [n for n in LEAVES if re.search(rf"\b{n}\b", text)]
+    at = {n: rand(rng, *LEAVES[n], lo=-0.8, hi=0.8) if LEAVES[n] else 0.3 for n in used}
+    d = derivator.load_dict({"shapes": {k: list(s) for k, s in LEAVES.items() if k in used}, "equations": eqs,
+                             "at": at})
+    ders = api.derive_all(d, view="layer")
+    assert all(x.verified for x in ders), [(x.wrt, x.failures) for x in ders]
+    layer, scalar = evaluate_layer(d, {}, None), evaluate(d, {}, None)
+    assert close(layer["value"], scalar["value"])
+    naming = api.layer_workspace(d).lg.naming
+    for name, g in layer["gradient"].items():
+        arr = np.asarray(g)
+        for idx in np.ndindex(*arr.shape):
+            assert close(arr[idx], scalar["gradient"][naming.entry_name(name, idx)]), (name, idx, eqs)
