@@ -638,6 +638,16 @@ def _flat_entries(value, shape):
                 yield (i, j), v
 
 
+def _put_at(ctx: _Ctx, at: dict, items, name: str, knode: _Node) -> None:
+    """Scalar values of `at` (a layer's list already spread into its entries), each name once."""
+    for k, v in items:
+        if k in at:
+            raise ctx.err(f"`at` gives {k} twice" + (f" (in {name})" if k != name else ""), knode,
+                          hint="give each value once: as a number, or inside its vector or matrix")
+        at[k] = v
+    ctx.lines[f"at.{name}"] = knode.line
+
+
 # ------------------------------------------------------- the network form ---
 
 @lru_cache(maxsize=8)
@@ -734,12 +744,7 @@ def _build_network(ctx: _Ctx, top, root: _Node, title) -> Definition:
                               hint="give values for leaves only: inputs, weights, targets")
             else:
                 raise _unknown(ctx, name, knode, "`at`", known())
-            for k, v in items:
-                if k in at:
-                    raise ctx.err(f"`at` gives {k} twice" + (f" (in {name})" if k != name else ""), knode,
-                                  hint="give each value once: as a number, or inside its layer's list")
-                at[k] = v
-            ctx.lines[f"at.{name}"] = knode.line
+            _put_at(ctx, at, items, name, knode)
     return Definition(equations=Lazy(_network_part, (net, source, 0)), output=output, wrt=wrt,
                       at=tuple(at.items()), lr=_lr(ctx, top), title=title, source=source, form="network",
                       display=Lazy(_network_part, (net, source, 2)), layers=Lazy(_network_part, (net, source, 3)),
@@ -938,11 +943,7 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
             else:
                 resolve(name, knode, "`at`")
                 items = [(name, ctx.number(vnode, f"the value of {name} in `at`"))]
-            for k, v in items:
-                if k in at:
-                    raise ctx.err(f"`at` gives {k} twice" + (f" (in {name})" if k != name else ""), knode)
-                at[k] = v
-            ctx.lines[f"at.{name}"] = knode.line
+            _put_at(ctx, at, items, name, knode)
     return Definition(equations=Lazy(_unroll, key), output=output,
                       wrt=Lazy(_shapes_wrt, key + (tuple(layer_wrt),)), at=tuple(at.items()), lr=_lr(ctx, top),
                       title=title, source=ctx.source, form="equations", lines=_lines(ctx, top),

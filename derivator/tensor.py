@@ -80,6 +80,22 @@ class T:
         return to_str(self)
 
 
+class _Unary(T):
+    __slots__ = ()
+
+    @property
+    def parts(self):
+        return (self.a,)
+
+
+class _Binary(T):
+    __slots__ = ()
+
+    @property
+    def parts(self):
+        return (self.a, self.b)
+
+
 def _cached_hash(cls):
     """Frozen dataclasses hash their fields on every call; trees are hashed often: keep it."""
     fields_hash = cls.__hash__
@@ -121,7 +137,7 @@ class Map(T):
 
 @_cached_hash
 @dataclass(frozen=True)
-class MatMul(T):
+class MatMul(_Binary):
     a: T
     b: T
     shape: Shape = field(default=None, compare=False)
@@ -130,14 +146,10 @@ class MatMul(T):
         if self.shape is None:
             object.__setattr__(self, "shape", matmul_shape(self.a.shape, self.b.shape))
 
-    @property
-    def parts(self):
-        return (self.a, self.b)
-
 
 @_cached_hash
 @dataclass(frozen=True)
-class Outer(T):
+class Outer(_Binary):
     a: T
     b: T
     shape: Shape = field(default=None, compare=False)
@@ -148,14 +160,10 @@ class Outer(T):
                              f"{shape_text(self.b.shape)}")
         object.__setattr__(self, "shape", (self.a.shape[0], self.b.shape[0]))
 
-    @property
-    def parts(self):
-        return (self.a, self.b)
-
 
 @_cached_hash
 @dataclass(frozen=True)
-class Transpose(T):
+class Transpose(_Unary):
     a: T
     shape: Shape = field(default=None, compare=False)
 
@@ -164,36 +172,24 @@ class Transpose(T):
             raise ShapeError(f"transpose needs a matrix, not a {_kind(self.a.shape)}")
         object.__setattr__(self, "shape", (self.a.shape[1], self.a.shape[0]))
 
-    @property
-    def parts(self):
-        return (self.a,)
-
 
 @_cached_hash
 @dataclass(frozen=True)
-class Sum(T):
+class Sum(_Unary):
     a: T
     shape: Shape = field(default=(), compare=False)
 
-    @property
-    def parts(self):
-        return (self.a,)
-
 
 @_cached_hash
 @dataclass(frozen=True)
-class Mean(T):
+class Mean(_Unary):
     a: T
     shape: Shape = field(default=(), compare=False)
 
-    @property
-    def parts(self):
-        return (self.a,)
-
 
 @_cached_hash
 @dataclass(frozen=True)
-class Softmax(T):
+class Softmax(_Unary):
     a: T
     shape: Shape = field(default=None, compare=False)
 
@@ -202,14 +198,10 @@ class Softmax(T):
             raise ShapeError(f"softmax needs a vector, not a {_kind(self.a.shape)}")
         object.__setattr__(self, "shape", self.a.shape)
 
-    @property
-    def parts(self):
-        return (self.a,)
-
 
 @_cached_hash
 @dataclass(frozen=True)
-class Index(T):
+class Index(_Unary):
     a: T
     index: tuple
     shape: Shape = field(default=(), compare=False)
@@ -217,10 +209,6 @@ class Index(T):
     def __post_init__(self):
         if len(self.index) != len(self.a.shape) or any(not 0 <= i < n for i, n in zip(self.index, self.a.shape)):
             raise ShapeError(f"no entry {list(self.index)} in a tensor of shape {shape_text(self.a.shape)}")
-
-    @property
-    def parts(self):
-        return (self.a,)
 
 
 def _kind(shape: Shape) -> str:

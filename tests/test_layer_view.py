@@ -387,27 +387,19 @@ def expr_of(draw, shape, depth=0):
     kind = draw(st.sampled_from(choices))
     if kind == "f":
         return f"{draw(st.sampled_from(FUNCS))}({sub(shape)})"
-    if kind == "add":
-        return f"({sub(shape)} - {sub(shape)})"
-    if kind == "mul":
-        return f"({sub(shape)} * {sub(shape)})"
-    if kind == "scale":
-        return f"(a*{sub(shape)} + 0.5)"
     if kind == "sum":
         return f"sum({sub(draw(st.sampled_from([(3,), (2, 3)])))})"
-    if kind == "mean":
-        return f"mean({sub((2,))})"
-    if kind == "dot":
-        return f"({sub((3,))} @ {sub((3,))})"
-    if kind == "tm":
-        return f"(transpose(M) @ {sub((2,))})"
-    if kind == "vm":
-        return f"({sub((2,))} @ M)"
-    if kind == "softmax":
-        return f"softmax({sub((3,))})"
-    if kind == "mv":
-        return f"(M @ {sub((3,))})"
-    return f"({sub((2,))} @ transpose({sub((3,))}))"
+    template, shapes = TEMPLATES[kind]
+    return template.format(*[sub(shape if s is None else s) for s in shapes])
+
+
+# kind -> (text, the shapes of its operands; None: the shape asked for)
+TEMPLATES = {
+    "add": ("({} - {})", (None, None)), "mul": ("({} * {})", (None, None)), "scale": ("(a*{} + 0.5)", (None,)),
+    "mean": ("mean({})", ((2,),)), "dot": ("({} @ {})", ((3,), (3,))), "tm": ("(transpose(M) @ {})", ((2,),)),
+    "vm": ("({} @ M)", ((2,),)), "softmax": ("softmax({})", ((3,),)), "mv": ("(M @ {})", ((3,),)),
+    "outer": ("({} @ transpose({}))", ((2,), (3,))),
+}
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
