@@ -537,10 +537,9 @@ class Checker:
     def points(self) -> list[dict]:
         """Fixed-point values of every leaf (by name): `at` when complete, and random points."""
         if self._points is None:
-            from .layer_graph import point
             lg = self.lg
             pts = []
-            leaves, missing = point(lg, self.ws.at)
+            leaves, missing = self.ws.point
             if not missing:
                 env = self._valid({n: to_fixed(v) for n, v in leaves.items()}, self._caches)
                 if env is not None:
@@ -666,8 +665,7 @@ class Checker:
                                 f"(fixed point, {F} bits)", True)
 
     def _has_at(self) -> int:
-        from .layer_graph import point
-        return 0 if point(self.lg, self.ws.at)[1] else 1 if self.points else 0
+        return 0 if self.ws.point[1] else 1 if self.points else 0
 
     # -- the scalar view, entry by entry
     def _scalar_view_check(self, target: str, index, final: T) -> Check | None:
@@ -726,11 +724,10 @@ class Checker:
     def batch(self, target: str, result: T) -> Check:
         """The batch formula against the mean of per-sample results (float64, 3 samples)."""
         from .layer_derivation import evaluate_claims, numbers_env
-        from .layer_graph import point
         from .tensor import evaluate
         lg = self.lg
         rng = np.random.default_rng(_SEED)
-        values, _ = point(lg, self.ws.at)
+        values, _ = self.ws.point
         params = {n: (values[n] if n in values else
                       rng.uniform(-1, 1, lg.shapes[n]) / math.sqrt(lg.shapes[n][1] if len(lg.shapes[n]) == 2 else 1))
                   for n in lg.leaves}

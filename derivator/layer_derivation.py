@@ -190,6 +190,14 @@ class LayerWorkspace:
         self._claim: dict = {}
         self._live = set(lg.structure.ancestors(lg.output))
         self._checker = None
+        self._point = None
+
+    @property
+    def point(self) -> tuple[dict, list]:
+        """The definition's `at` gathered into the layer leaves (values, leaves without one), once."""
+        if self._point is None:
+            self._point = point(self.lg, self.at)
+        return self._point
 
     @property
     def checker(self):
@@ -427,7 +435,7 @@ def derive(ws: LayerWorkspace, wrt: str, *, max_paths: int = MAX_PATHS, title=No
     if b is not None:
         batch = Batch(b[0], b[1], checker.batch(target, result))
     value, numbers = None, None
-    values, missing = point(lg, ws.at)
+    values, missing = ws.point
     if not missing and cn.count:
         numbers = evaluate_claims(ws, values, [n for n in cn.nodes])
         value = evaluate(final, numbers_env(numbers, lg))

@@ -10,8 +10,6 @@ pass, then each δ as the layer derivation states it (by the checked VJP rules, 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .errors import UsageError, VerificationError
@@ -22,11 +20,13 @@ from .vjp import sindex
 
 
 def _nested(v):
+    """Nested lists of floats (JSON numbers); a value that is not finite is None (null)."""
     v = np.asarray(v, dtype=float)
+    if np.all(np.isfinite(v)):
+        return v.tolist()
     if v.shape:
         return [_nested(x) for x in v]
-    f = float(v)
-    return f if math.isfinite(f) else None
+    return None
 
 
 def evaluate_point(definition, ws, at: dict, lr: float | None, wrt=None) -> dict:

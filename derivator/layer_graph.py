@@ -55,6 +55,14 @@ class Naming:
             return entry_name(self.net, tensor, index)
         return shapes_entry_name(tensor, index) if index else tensor
 
+    def entry_names(self, tensor: str) -> list[str]:
+        """The scalar names of every entry of ``tensor``, row by row."""
+        shape = self.shapes[tensor]
+        if self.net is not None:
+            from .layer_network import entry_names
+            return entry_names(self.net, tensor, shape)
+        return [shapes_entry_name(tensor, idx) if idx else tensor for idx in indices(shape)]
+
 
 @dataclass(frozen=True)
 class LayerGraph:
@@ -146,26 +154,11 @@ def point(lg: LayerGraph, at: dict) -> tuple[dict[str, np.ndarray], list[str]]:
     values: dict[str, np.ndarray] = {}
     missing: list[str] = []
     for leaf in lg.leaves:
-        shape = lg.shapes[leaf]
-        if not shape:
-            name = lg.naming.entry_name(leaf, ())
-            if name in at:
-                values[leaf] = np.asarray(float(at[name]))
-            else:
-                missing.append(leaf)
-            continue
-        arr = np.empty(shape)
-        ok = True
-        for idx in indices(shape):
-            v = at.get(lg.naming.entry_name(leaf, idx))
-            if v is None:
-                ok = False
-                break
-            arr[idx] = v
-        if ok:
-            values[leaf] = arr
-        else:
+        got = [at.get(n) for n in lg.naming.entry_names(leaf)]
+        if any(v is None for v in got):
             missing.append(leaf)
+        else:
+            values[leaf] = np.asarray(got, dtype=float).reshape(lg.shapes[leaf])
     return values, missing
 
 

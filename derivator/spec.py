@@ -678,7 +678,7 @@ def _network_wrt(net, source: str, names: tuple):
 
 
 def _build_network(ctx: _Ctx, top, root: _Node, title) -> Definition:
-    from .layer_network import entry_name, entry_of, layer_equations, layer_leaves, layer_params
+    from .layer_network import entry_name, entry_names, entry_of, layer_equations, layer_leaves, layer_params
     from .network import network_spec
     net = network_spec(ctx, top["network"][1])
     source = ctx.source
@@ -738,7 +738,7 @@ def _build_network(ctx: _Ctx, top, root: _Node, title) -> Definition:
             elif name in leaf_shapes:
                 shape = leaf_shapes[name]
                 value = _tensor_value(ctx, vnode, shape, name)
-                items = [(entry_name(net, name, idx), v) for idx, v in _flat_entries(value, shape)]
+                items = list(zip(entry_names(net, name, shape), (v for _, v in _flat_entries(value, shape))))
             elif kind == "node" or name in layer_nodes:
                 raise ctx.err(f"`at` gives a value for {name!r}, which is computed by an equation", knode,
                               hint="give values for leaves only: inputs, weights, targets")
