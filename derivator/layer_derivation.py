@@ -493,7 +493,7 @@ def derivation_json(d: LayerDerivation) -> dict:
     from itertools import islice
 
     from .paths import iter_paths
-    from .tensor import to_latex
+    from .tensor import shape_latex, to_latex
     lg = d.graph
     disp = lg.display
     paths = [list(p) + ([d.wrt] if d.index is not None else []) for p in
@@ -502,7 +502,7 @@ def derivation_json(d: LayerDerivation) -> dict:
     steps: list[dict] = []
     for f in d.forward:
         s = {"kind": "forward", "name": f.name, "expression": to_str(f.expr), "shape": list(f.shape),
-             "latex": to_latex(f.expr, disp)}
+             "latex": to_latex(f.expr, disp), "space": shape_latex(f.shape)}
         if small(f.name):
             s["value"] = _nested(d.numbers[f.name])
         steps.append(s)

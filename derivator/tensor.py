@@ -60,6 +60,11 @@ def shape_text(shape: Shape) -> str:
     return "[" + ", ".join(str(n) for n in shape) + "]"
 
 
+def shape_latex(shape: Shape) -> str:
+    """The space of a shape: \mathbb{R}, \mathbb{R}^{4}, \mathbb{R}^{4 \times 3}."""
+    return r"\mathbb{R}" + ("^{" + r" \times ".join(str(n) for n in shape) + "}" if shape else "")
+
+
 def size(shape: Shape) -> int:
     return prod(shape)
 
