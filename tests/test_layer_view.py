@@ -425,3 +425,17 @@ def test_generated_definitions_agree_with_the_scalar_view(exprs):
         arr = np.asarray(g)
         for idx in np.ndindex(*arr.shape):
             assert close(arr[idx], scalar["gradient"][naming.entry_name(name, idx)]), (name, idx, eqs)
+
+
+def test_layer_json_is_the_same_in_every_process():
+    """No set order or hash on the way out: byte-identical JSON under different hash seeds."""
+    import subprocess
+    import sys
+    outs = set()
+    for seed in ("1", "2"):
+        p = subprocess.run([sys.executable, "-m", "derivator", "derive", "two_layer_vector", "--wrt", "W1",
+                            "--format", "json"], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed})
+        assert p.returncode == 0, p.stderr
+        outs.add(p.stdout)
+    assert len(outs) == 1
