@@ -416,10 +416,10 @@ def derive(ws: LayerWorkspace, wrt: str, *, max_paths: int = MAX_PATHS, title=No
         raise UsageError(f"{wrt!r} is the output itself", source=lg.source)
     cn = cone(lg.structure, target)
     shown = first_paths(lg.structure, target, max_paths + 1) if cn.count else ()
-    forward = tuple(Forward(n.name, n.expr, lg.shapes[n.name], n.text) for n in lg.nodes if n.name in set(cn.nodes))
+    on = set(cn.nodes)
+    forward = tuple(Forward(n.name, n.expr, lg.shapes[n.name], n.text) for n in lg.nodes if n.name in on)
     contributions = tuple(ws.contribution(c, p) for c, p in cn.edges)
-    on = reversed([n for n in cn.nodes])
-    accumulation = tuple(ws.accumulation(n) for n in on)
+    accumulation = tuple(ws.accumulation(n) for n in reversed(cn.nodes))
     lemmas = tuple(lm for n in cn.nodes[::-1] if (lm := ws.lemma(n)) is not None)
     recursion = tuple(r for n in cn.nodes[::-1] if n not in (lg.output, target) and not lg.is_leaf(n)
                       and (r := _recursion(ws, n)) is not None)
@@ -462,7 +462,8 @@ def evaluate_claims(ws: LayerWorkspace, leaves: dict, nodes) -> dict:
     lg = ws.lg
     out = forward_values(lg, leaves)
     env = numbers_env(out, lg)
-    order = [n.name for n in lg.nodes if n.name in set(nodes)]
+    wanted = set(nodes)
+    order = [n.name for n in lg.nodes if n.name in wanted]
     for n in reversed(order):
         key = "delta_" + n
         if key not in out:
