@@ -1,7 +1,9 @@
 """The pipeline, chained in one place: spec -> graph -> paths -> derivation -> render / numeric.
 
 The public API (``derivator.load``, ``derive``, ``compile``) and the CLI both
-call these functions.
+call these functions. Two views (SPEC §1.4): the scalar view (spec -> graph ->
+derivation) and the layer view (spec -> layer_graph -> layer_derivation);
+``view=None`` picks the default of ``default_view``.
 """
 from __future__ import annotations
 
@@ -13,6 +15,57 @@ from .errors import UsageError
 from .graph import Graph, build_graph
 from .numeric import CompiledGradient, compile_graph
 from .spec import Definition, load, load_dict, loads  # noqa: F401  (re-exported)
+
+LAYER_VIEW_PARAMS = 40      # networks with more parameters than this are derived in the layer view by default
+VIEWS = ("scalar", "layer")
+
+
+def default_view(definition: Definition) -> str:
+    """The view a reader would want: `shapes` definitions and networks of more than 40 parameters in
+    layers; the seed's small networks (and every scalar definition) in scalars."""
+    if definition.tensor_equations:
+        return "layer"
+    if definition.network is not None and definition.network.n_params > LAYER_VIEW_PARAMS \
+            and definition.output == "L":
+        return "layer"
+    return "scalar"
+
+
+def view_of(definition: Definition, view: str | None) -> str:
+    """``view``, checked against the definition (None: the default)."""
+    if view is None:
+        return default_view(definition)
+    if view not in VIEWS:
+        raise UsageError(f"unknown view {view!r}", hint="the views are scalar and layer")
+    if view == "layer" and not definition.has_layer_view:
+        raise UsageError("the layer view needs vectors and matrices: a `network:`, or equations with `shapes:`",
+                         source=definition.source, hint="this definition has only the scalar view")
+    if view == "layer" and definition.network is not None and definition.output != "L":
+        raise UsageError(f"the layer view of a network derives its loss L, not {definition.output}",
+                         source=definition.source, hint="use the scalar view, or drop `output`")
+    return view
+
+
+@lru_cache(maxsize=16)
+def layer_workspace(definition: Definition):
+    """The layer view's workspace: VJPs, δ's and checks shared by every derivation of the definition."""
+    from .layer_derivation import LayerWorkspace
+    from .layer_graph import layer_graph
+    return LayerWorkspace(layer_graph(definition), definition)
+
+
+def layer_names(definition: Definition, names) -> tuple[str, ...]:
+    """Names for the layer view, checked (a layer name, or one scalar entry of a leaf)."""
+    from .layer_derivation import resolve
+    ws = layer_workspace(definition)
+    out = []
+    for n in names:
+        target, _ = resolve(ws.lg, n)
+        if target == definition.output or n == definition.output:
+            raise UsageError(f"{n!r} is the output itself", source=definition.source)
+        if n not in out:
+            out.append(n)
+    return tuple(out)
 
 
 @lru_cache(maxsize=16)
@@ -56,27 +109,46 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
     return tuple(out)
 
 
-def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS) -> Derivation:
-    """The checked derivation of ∂output/∂wrt (default: the first ``wrt`` of the definition)."""
+def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS,
+           view: str | None = None) -> "Derivation | LayerDerivation":  # noqa: F821
+    """The checked derivation of ∂output/∂wrt (default: the first ``wrt`` of the definition).
+
+    ``view="layer"`` gives a ``LayerDerivation`` (vectors and matrices: ``wrt="W1"``)."""
+    if view_of(definition, view) == "layer":
+        from .layer_derivation import derive as layer_derive
+        name = layer_names(definition, [wrt or definition.layer_wrt[0]])[0]
+        return layer_derive(layer_workspace(definition), name, max_paths=max_paths, title=definition.title,
+                            lr=definition.lr)
     name = _check_wrt(definition, [wrt or definition.wrt[0]])[0]
     return _derive(_graph(definition), name, workspace=workspace(definition), max_paths=max_paths,
                    title=definition.title, at=definition.at, lr=definition.lr, display=definition.display,
                    layers=definition.layers)
 
 
-def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, progress=None) -> list[Derivation]:
+def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, progress=None,
+               view: str | None = None) -> list:
     """Derivations for several names (default: every ``wrt``), sharing their local partials."""
-    names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
+    view = view_of(definition, view)
+    if view == "layer":
+        names = layer_names(definition, list(wrt) if wrt else list(definition.layer_wrt))
+    else:
+        names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
     out = []
     for i, n in enumerate(names):
-        out.append(derive(definition, n, max_paths=max_paths))
+        out.append(derive(definition, n, max_paths=max_paths, view=view))
         if progress:
             progress(i + 1, len(names), n)
     return out
 
 
-def compile(definition: Definition, wrt=None) -> CompiledGradient:  # noqa: A001 (SPEC's name)
-    """The gradient of the output for every ``wrt`` as one compiled NumPy function."""
+def compile(definition: Definition, wrt=None, *, view: str | None = None) -> CompiledGradient:  # noqa: A001
+    """The gradient of the output for every ``wrt`` as one compiled NumPy function.
+
+    The default view of ``compile`` is the scalar one; the layer view's compiled code (matrix
+    products over a batch axis) is not built yet."""
+    if view is not None and view_of(definition, view) == "layer":
+        raise UsageError("the layer view's compiled code is not available yet", source=definition.source,
+                         hint="compile in the scalar view (--view scalar), or use `eval --view layer`")
     names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
     g, ws, bypassed = _stable(definition)
     doc = (f"Compiled by derivator from {definition.source}"
@@ -102,4 +174,5 @@ def check_claims(definition: Definition, claims=None):
     return judge(definition, claims)
 
 
-__all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph", "check_claim", "check_claims"]
+__all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph", "check_claim", "check_claims",
+           "default_view"]

@@ -18,6 +18,10 @@ import tempfile
 from . import api
 from .errors import DerivatorError, InputError, UsageError, VerificationError
 
+VIEWS = ("scalar", "layer")
+VIEW_HELP = ("scalar (one number per node) or layer (vectors and matrices); default: layer for `shapes` "
+             "definitions and networks of more than 40 parameters, else scalar")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse's own convention)
@@ -42,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--max-paths", type=int, default=16, metavar="N", help="list at most N paths in documents (default 16)")
     d.add_argument("--templates", metavar="DIR", help="a folder of templates that override the shipped ones")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    d.add_argument("--view", choices=VIEWS, help=VIEW_HELP)
 
     e = sub.add_parser("eval", help="values, gradient and the updated parameters at a point",
                        description="Evaluate the graph and its gradient at a point (`at` from the file, overridden by --at).")
@@ -49,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--at", action="append", default=[], metavar="NAME=VALUE", help="a leaf's value (repeatable)")
     e.add_argument("--lr", metavar="RATE", help="learning rate for one gradient-descent step")
     e.add_argument("--format", choices=("text", "json"), default="text")
+    e.add_argument("--view", choices=VIEWS, help=VIEW_HELP)
 
     pa = sub.add_parser("paths", help="the paths from the output to NAME",
                         description="List the paths from the output to NAME, and their exact count.")
@@ -56,12 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--wrt", required=True, metavar="NAME")
     pa.add_argument("--format", choices=("text", "json"), default="text")
     pa.add_argument("--limit", type=int, default=1000, metavar="N", help="list at most N paths (default 1000)")
+    pa.add_argument("--view", choices=VIEWS, help="scalar (the default: routes through scalar nodes) or layer "
+                                                   "(routes through vectors and matrices)")
 
     c = sub.add_parser("compile", help="the gradient as a standalone NumPy module",
                        description="Write the compiled gradient as a readable Python module that needs only NumPy.")
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     c.add_argument("--wrt", action="append", metavar="NAME")
+    c.add_argument("--view", choices=VIEWS, help="scalar (the default) or layer")
 
     k = sub.add_parser("check", help="judge claimed derivatives (exit 3 when one is wrong)",
                        description="Judge claimed derivatives of the output: right (proved), or wrong with a "
@@ -129,9 +138,14 @@ def cmd_derive(a) -> int:
     d = api.load(a.file)
     if a.max_paths < 1:
         raise UsageError("--max-paths must be at least 1")
-    step, bar = _progress(a.quiet, len(a.wrt or d.wrt))
+    view = api.view_of(d, a.view)
+    if view == "layer" and a.format != "json":
+        api.layer_names(d, a.wrt or d.layer_wrt)       # a wrong name is the first thing to report
+        raise UsageError(f"documents of the layer view are not written yet (--format {a.format})", source=d.source,
+                         hint="use --format json, or --view scalar for a document")
+    step, bar = _progress(a.quiet, len(a.wrt or (d.layer_wrt if view == "layer" else d.wrt)))
     try:
-        ders = api.derive_all(d, a.wrt, max_paths=a.max_paths, progress=step)
+        ders = api.derive_all(d, a.wrt, max_paths=a.max_paths, progress=step, view=view)
     finally:
         if bar is not None:
             bar.close()
@@ -199,28 +213,90 @@ def evaluate(d, overrides: dict, lr: float | None) -> dict:
     return result
 
 
+def _layer_value(text: str, what: str):
+    """A number, or a vector or matrix written as a JSON list (``--at x=[1,2,3]``)."""
+    text = text.strip()
+    if not text.startswith("["):
+        return _number(text, what)
+    try:
+        v = json.loads(text)
+    except ValueError:
+        raise UsageError(f"{what} must be a number or a list such as [1, 2] or [[1, 2], [3, 4]], got {text[:40]!r}") \
+            from None
+    arr = v if isinstance(v, list) else None
+    import numpy as np
+    try:
+        arr = np.asarray(arr, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim not in (1, 2) or not np.all(np.isfinite(arr)):
+        raise UsageError(f"{what} must be a list of finite numbers or a list of rows, got {text[:40]!r}")
+    return arr
+
+
+def evaluate_layer(d, overrides: dict, lr: float | None) -> dict:
+    from .layer_eval import evaluate_point
+    from .layer_graph import indices
+    ws = api.layer_workspace(d)
+    lg = ws.lg
+    at = d.at_dict
+    for name, value in overrides.items():
+        if hasattr(value, "shape"):
+            if name not in lg.shapes or not lg.is_leaf(name):
+                raise UsageError(f"--at {name}: not a leaf of the layer view", source=d.source)
+            if tuple(value.shape) != tuple(lg.shapes[name]):
+                raise UsageError(f"--at {name}: shape {list(value.shape)}, but {name} has shape "
+                                 f"{list(lg.shapes[name])}", source=d.source)
+            for idx in indices(lg.shapes[name]):
+                at[lg.naming.entry_name(name, idx)] = float(value[idx])
+            continue
+        if name in lg.shapes and lg.is_leaf(name) and not lg.shapes[name]:
+            at[lg.naming.entry_name(name, ())] = value
+            continue
+        e = lg.naming.entry_of(name)
+        if e is None or not lg.is_leaf(e[0]):
+            if name in lg.shapes and lg.is_leaf(name):
+                raise UsageError(f"--at {name}: {name} has shape {list(lg.shapes[name])}: give a list",
+                                 source=d.source)
+            raise UsageError(f"--at {name}: not a leaf of the graph", source=d.source)
+        at[name] = value
+    return evaluate_point(d, ws, at, lr)
+
+
 def cmd_eval(a) -> int:
     d = api.load(a.file)
+    view = api.view_of(d, a.view)
     overrides = {}
     for item in a.at:
         name, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--at {item!r}: write NAME=VALUE")
-        overrides[name.strip()] = _number(value, f"--at {name.strip()}")
+        overrides[name.strip()] = (_layer_value(value, f"--at {name.strip()}") if view == "layer"
+                                   else _number(value, f"--at {name.strip()}"))
     lr = _number(a.lr, "--lr") if a.lr is not None else None
-    r = evaluate(d, overrides, lr)
+    r = evaluate_layer(d, overrides, lr) if view == "layer" else evaluate(d, overrides, lr)
     if a.format == "json":
         text = json.dumps(r, indent=1) + "\n"
     else:
         lines = [f"{r['output']} = {r['value']!r}", "", "values:"]
-        lines += [f"  {k} = {v!r}" for k, v in r["values"].items()]
-        lines += ["", f"gradient (d{r['output']}/dNAME):"] + [f"  {k}: {v!r}" for k, v in r["gradient"].items()]
-        lines += ["", "adjoints:"] + [f"  {k}: {v!r}" for k, v in r["adjoints"].items()]
+        lines += [_shown(f"  {k} = ", v) for k, v in r["values"].items()]
+        lines += ["", f"gradient (d{r['output']}/dNAME):"] + [_shown(f"  {k}: ", v) for k, v in r["gradient"].items()]
+        lines += ["", "adjoints:"] + [_shown(f"  {k}: ", v) for k, v in r["adjoints"].items()]
         if "updated" in r:
-            lines += ["", "updated:"] + [f"  {k} = {v!r}" for k, v in r["updated"].items()]
+            lines += ["", "updated:"] + [_shown(f"  {k} = ", v) for k, v in r["updated"].items()]
         text = "\n".join(lines) + "\n"
     write_output(text, None)
     return 0
+
+
+def _shown(label: str, v) -> str:
+    """A number as repr; a vector or matrix (the layer view) as NumPy prints it, summarised when large."""
+    if not isinstance(v, list):
+        return f"{label}{v!r}"
+    import numpy as np
+    arr = np.array(v, dtype=float)
+    text = np.array2string(arr, threshold=60, precision=9, separator=", ", prefix=label)
+    return f"{label}{text}  (shape {list(arr.shape)})"
 
 
 def cmd_paths(a) -> int:
@@ -228,10 +304,18 @@ def cmd_paths(a) -> int:
 
     from .paths import count_paths, iter_paths
     d = api.load(a.file)
-    name = api._check_wrt(d, [a.wrt])[0]
-    g = api.graph(d)
-    n = count_paths(g, name)
-    paths = [list(p) for p in islice(iter_paths(g, name), max(a.limit, 0))]
+    if a.view is not None and api.view_of(d, a.view) == "layer":     # paths: the scalar view unless asked
+        from .layer_derivation import resolve
+        name = api.layer_names(d, [a.wrt])[0]
+        g = api.layer_workspace(d).lg.structure
+        target, index = resolve(api.layer_workspace(d).lg, name)
+        tail = [name] if index is not None else []
+    else:
+        name = api._check_wrt(d, [a.wrt])[0]
+        g = api.graph(d)
+        target, tail = name, []
+    n = count_paths(g, target)
+    paths = [list(p) + tail for p in islice(iter_paths(g, target), max(a.limit, 0))]
     if a.format == "json":
         text = json.dumps({"output": d.output, "wrt": name, "path_count": n, "paths": paths}, indent=1) + "\n"
     else:
@@ -244,7 +328,7 @@ def cmd_paths(a) -> int:
 
 def cmd_compile(a) -> int:
     d = api.load(a.file)
-    write_output(api.compile(d, a.wrt).source, a.output)
+    write_output(api.compile(d, a.wrt, view=a.view).source, a.output)
     return 0
 
 

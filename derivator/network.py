@@ -26,7 +26,9 @@ layer by destination neuron, then source neuron.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from dataclasses import dataclass
 
 from .expr import short
 
@@ -38,7 +40,8 @@ NAMINGS = ("flat", "layered")
 NETWORK_KEYS = ("inputs", "layers", "bias", "loss", "naming")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 4096
-MAX_WEIGHTS = 100_000
+MAX_WEIGHTS = 100_000            # the scalar view: one node per weight
+MAX_LAYER_WEIGHTS = 1_000_000    # the layer view: one node per matrix
 MAX_LAYERS = 1000
 
 
@@ -62,7 +65,37 @@ def _units(ctx, node, what):
     return n
 
 
-def expand_network(ctx, node):
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A validated ``network:`` mapping, before any expansion (the layer view never expands it)."""
+    inputs: int
+    layers: tuple            # ((units, activation), …): hidden layers, then the output layer
+    bias: str
+    loss: str
+    naming: str
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.inputs,) + tuple(u for u, _ in self.layers)
+
+    @property
+    def n_weights(self) -> int:
+        s = self.sizes
+        return sum(a * b for a, b in zip(s, s[1:]))
+
+    @property
+    def n_biases(self) -> int:
+        if self.bias == "none":
+            return 0
+        return len(self.layers) if self.bias == "shared" else sum(u for u, _ in self.layers)
+
+    @property
+    def n_params(self) -> int:
+        return self.n_weights + self.n_biases
+
+
+def network_spec(ctx, node) -> NetworkSpec:
+    """The ``network:`` mapping, validated (sizes up to the layer view's limit)."""
     net = ctx.mapping(node, "`network`")
     ctx.keys(net, NETWORK_KEYS, "`network`")
     if "inputs" not in net:
@@ -91,14 +124,23 @@ def expand_network(ctx, node):
     bias = _choice(ctx, net["bias"][1], BIASES, "bias") if "bias" in net else "per_neuron"
     loss = _choice(ctx, net["loss"][1], LOSSES, "loss") if "loss" in net else "mse"
     naming = _choice(ctx, net["naming"][1], NAMINGS, "naming") if "naming" in net else "flat"
-    sizes = [n_in] + [u for u, _ in layers]
-    n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
-    if n_weights > MAX_WEIGHTS:
-        raise ctx.err(f"the network has more than {MAX_WEIGHTS} weights ({n_weights})", node,
+    spec = NetworkSpec(n_in, tuple(layers), bias, loss, naming)
+    if spec.n_weights > MAX_LAYER_WEIGHTS:
+        raise ctx.err(f"the network has more than {MAX_LAYER_WEIGHTS} weights ({spec.n_weights})", node,
                       hint="use fewer or narrower layers")
-    if loss == "bce" and layers[-1][1] not in ("sigmoid",):
-        pass  # allowed: any output in (0, 1) works; sigmoid is the usual one
-    return _expand(n_in, layers, bias, loss, naming)
+    return spec
+
+
+def scalar_limit_error(spec: NetworkSpec) -> str | None:
+    """Why the scalar view cannot expand this network (one number per node), or None."""
+    if spec.n_weights > MAX_WEIGHTS:
+        return (f"the network has more than {MAX_WEIGHTS} weights ({spec.n_weights}) for the scalar view, "
+                "one node per number")
+    return None
+
+
+def expand_network(ctx, node):
+    return _expand(*dataclasses.astuple(network_spec(ctx, node)))
 
 
 def _expand(n_in, layers, bias, loss, naming):

@@ -14,7 +14,9 @@ import difflib
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -24,9 +26,12 @@ from .errors import DefinitionError, ExpressionError, InputError
 from .expr import NAME_RE, Parsed, parse_expression, short
 from .functions import FUNCTIONS
 
-TOP_KEYS = ("title", "equations", "network", "output", "wrt", "at", "lr", "claims")
+TOP_KEYS = ("title", "equations", "network", "shapes", "output", "wrt", "at", "lr", "claims")
 MAX_EQUATIONS = 20_000
 MAX_FILE_BYTES = 2_000_000
+MAX_TENSOR_ENTRIES = 1_000_000      # entries of one vector or matrix of a `shapes` definition (leaf or computed)
+MAX_LEAF_ENTRIES = 2_000_000        # entries of all the leaves of a `shapes` definition
+RESERVED_PREFIX = "delta_"          # the layer view prints the adjoint of z as delta_z
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,30 @@ class Definition:
     display: tuple[tuple[str, str], ...] = ()            # name -> LaTeX, where it differs
     layers: tuple[tuple[str, ...], ...] = ()             # network form: node names per layer
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False)   # key path -> line
+    # the layer view (SPEC §1.3-1.4): a `shapes` definition, or a network kept as layers
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # `shapes`: every leaf given a shape, in file order
+    tensor_equations: tuple = ()                          # `shapes`: Equation with expr a tensor expression
+    network: Any = None                                   # network form: the NetworkSpec
+    layer_wrt: tuple[str, ...] = ()                       # the layer view's wrt (network and `shapes` forms)
     claims: tuple[Claim, ...] = field(default=(), compare=False)          # `claims:` (derivator check)
 
     def __repr__(self) -> str:
-        wrt = ", ".join(self.wrt[:6]) + (", …" if len(self.wrt) > 6 else "")
+        wrt = self.layer_wrt or self.wrt
+        shown = ", ".join(wrt[:6]) + (", …" if len(wrt) > 6 else "")
         title = f" {self.title!r}" if self.title else ""
-        return (f"<Definition{title} from {self.source} ({self.form} form): {len(self.equations)} equations, "
-                f"output {self.output}, wrt {wrt}>")
+        if self.network is not None:
+            net = self.network
+            size = "-".join(str(n) for n in net.sizes) + f" network, {net.n_params} parameters"
+        elif self.tensor_equations:
+            size = f"{len(self.tensor_equations)} equations with shapes"
+        else:
+            size = f"{len(self.equations)} equations"
+        return f"<Definition{title} from {self.source} ({self.form} form): {size}, output {self.output}, wrt {shown}>"
+
+    @property
+    def has_layer_view(self) -> bool:
+        """True for a network and for a definition with `shapes` (SPEC §1.4)."""
+        return self.network is not None or bool(self.tensor_equations)
 
     @property
     def at_dict(self) -> dict[str, float]:
@@ -81,6 +103,48 @@ class Definition:
 
     def line_of(self, key: str) -> int | None:
         return dict(self.lines).get(key)
+
+
+class Lazy(Sequence):
+    """A tuple computed on first use: the scalar view of a network or a `shapes` definition.
+
+    A 784-128-10 network has 101,770 scalar leaves; the layer view never expands it, so its
+    scalar equations, display names and default ``wrt`` are made only when the scalar view asks.
+    Equal (and hashed) by what it is made from, so a Definition hashes without expanding.
+    """
+
+    __slots__ = ("_make", "_key", "_items")
+
+    def __init__(self, make, key):
+        self._make, self._key, self._items = make, key, None
+
+    def _get(self) -> tuple:
+        if self._items is None:
+            self._items = tuple(self._make(*self._key))
+        return self._items
+
+    def __getitem__(self, i):
+        return self._get()[i]
+
+    def __len__(self):
+        return len(self._get())
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __eq__(self, other):
+        if isinstance(other, Lazy):
+            return self._make is other._make and self._key == other._key
+        return self._get() == other
+
+    def __hash__(self):
+        return hash((self._make.__qualname__, self._key))
+
+    def __add__(self, other):
+        return self._get() + tuple(other)
+
+    def __repr__(self):
+        return repr(self._get()) if self._items is not None else f"<{self._make.__name__}, not expanded yet>"
 
 
 # ---------------------------------------------------------------- YAML ---
@@ -273,6 +337,7 @@ class _Ctx:
     def __init__(self, source: str):
         self.source = source
         self.lines: dict[str, int] = {}
+        self.vnodes: dict[str, _Node] = {}     # equation name -> its value's node (for errors found later)
 
     def err(self, message, node: _Node | None = None, hint=None, cls=DefinitionError) -> DefinitionError:
         return cls(message, source=self.source, line=node.line if node else None,
@@ -348,7 +413,22 @@ def _names_list(ctx: _Ctx, node: _Node, what: str) -> list[tuple[str, _Node]]:
     return out
 
 
-def _parse_equations(ctx: _Ctx, node: _Node) -> list[tuple[Equation, _Node]]:
+def _located(ctx: _Ctx, e: ExpressionError, name: str, vnode: _Node) -> ExpressionError:
+    """An expression's error, placed at its file column where the text is the file's, and named."""
+    e.message = f"in the equation for {name}: {e.message}"
+    if vnode.line is not None and e.column is None:
+        offset = getattr(e, "offset", None)
+        if vnode.col0 is not None and offset is not None:
+            e.column = vnode.col0 + offset
+        else:
+            e.column = vnode.column
+        e.offset = None if vnode.col0 is not None else offset
+    return e.located(ctx.source, vnode.line)
+
+
+def _parse_equations(ctx: _Ctx, node: _Node, tensor: bool = False) -> list[tuple[Equation, _Node]]:
+    """The equations; with ``tensor`` (a `shapes` definition) as parse trees of the tensor language,
+    whose ``expr`` the shape inference fills in (``_build_shapes``)."""
     mapping = ctx.mapping(node, "`equations`")
     if not mapping:
         raise ctx.err("`equations` is empty", node, hint="write one equation per line, e.g. `u: a*b`")
@@ -365,21 +445,20 @@ def _parse_equations(ctx: _Ctx, node: _Node) -> list[tuple[Equation, _Node]]:
             raise ctx.err(f"the equation for {name} must be an expression, got {v!r}", vnode)
         text = vnode.raw if vnode.raw is not None else str(v)   # the text as written: `on`, `1e5`, `0x1F`
         try:
-            parsed: Parsed = parse_expression(text)
+            if tensor:
+                from .expr import ast_names
+                from .tensor import parse
+                tree = parse(text)
+                parsed = Parsed(None, ast_names(tree), tree)
+            else:
+                parsed = parse_expression(text)
         except ExpressionError as e:
-            e.message = f"in the equation for {name}: {e.message}"
-            if vnode.line is not None and e.column is None:
-                offset = getattr(e, "offset", None)
-                if vnode.col0 is not None and offset is not None:
-                    e.column = vnode.col0 + offset
-                else:
-                    e.column = vnode.column
-                e.offset = None if vnode.col0 is not None else offset
-            raise e.located(ctx.source, vnode.line) from None
+            raise _located(ctx, e, name, vnode) from None
         if name in parsed.names:
             raise ctx.err(f"{name} is defined in terms of itself (cycle: {name} -> {name})", vnode,
                           hint="give the new value another name")
         ctx.lines[f"equations.{name}"] = knode.line
+        ctx.vnodes[name] = vnode
         out.append((Equation(name, text, parsed.expr, parsed.names, knode.line, parsed.tree), knode))
     return out
 
@@ -517,23 +596,31 @@ def _build(root: _Node, source: str) -> Definition:
         if title is not None and len(title) > 2000:
             raise ctx.err("`title` is too long (at most 2000 characters)", tnode)
 
+    if "shapes" in top and has_net:
+        raise ctx.err("`shapes` belongs to the equations form; a network's layers have their shapes already",
+                      top["shapes"][0])
+    if has_net:
+        definition = _build_network(ctx, top, root, title)
+    elif "shapes" in top:
+        definition = _build_shapes(ctx, top, root, title)
+    else:
+        definition = _build_equations(ctx, top, root, title)
+    if "claims" in top and top["claims"][1].value is not None:
+        # claims are in the scalar view's names (for a network: w1, h1, …; built here only when claims are given)
+        known = list(dict.fromkeys([e.name for e in definition.equations]
+                                   + [p for e in definition.equations for p in e.parents]))
+        claims = _parse_claims(ctx, top["claims"][1], known, definition.output)
+        definition = replace(definition, claims=claims, lines=_lines(ctx, top))
+    return definition
+
+
+def _build_equations(ctx: _Ctx, top, root: _Node, title) -> Definition:
+    source = ctx.source
     display: tuple = ()
     layers: tuple = ()
     default_wrt: list[str] | None = None
-    if has_net:
-        from .network import expand_network
-        texts, default_wrt, display, layers = expand_network(ctx, top["network"][1])
-        if len(texts) > MAX_EQUATIONS:
-            raise ctx.err(f"the network expands to too many equations ({len(texts)}, at most {MAX_EQUATIONS})",
-                          top["network"][1], hint="use fewer or narrower layers")
-        eqs = []
-        for name, text in texts:
-            parsed = parse_expression(text, max_length=None)
-            eqs.append((Equation(name, text, parsed.expr, parsed.names, None, parsed.tree), top["network"][0]))
-        form = "network"
-    else:
-        eqs = _parse_equations(ctx, top["equations"][1])
-        form = "equations"
+    eqs = _parse_equations(ctx, top["equations"][1])
+    form = "equations"
     equations = _order(ctx, eqs)
     defined = [e.name for e in equations]
     defined_set = set(defined)
@@ -588,17 +675,388 @@ def _build(root: _Node, source: str) -> Definition:
                               hint="give values for leaves only: inputs, weights, targets")
             at.append((name, value))
             ctx.lines[f"at.{name}"] = knode.line
-    lr = None
+    return Definition(equations=equations, output=output, wrt=tuple(wrt), at=tuple(at), lr=_lr(ctx, top),
+                      title=title, source=source, form=form, display=tuple(display), layers=tuple(layers),
+                      lines=_lines(ctx, top))
+
+
+def _lr(ctx: _Ctx, top) -> float | None:
     if "lr" in top and top["lr"][1].value is not None:
-        lr = ctx.number(top["lr"][1], "`lr`")
-    claims: tuple[Claim, ...] = ()
-    if "claims" in top and top["claims"][1].value is not None:
-        claims = _parse_claims(ctx, top["claims"][1], known, output)
+        return ctx.number(top["lr"][1], "`lr`")
+    return None
+
+
+def _lines(ctx: _Ctx, top) -> tuple:
     for key, (knode, _) in top.items():
         ctx.lines.setdefault(key, knode.line)
-    return Definition(equations=equations, output=output, wrt=tuple(wrt), at=tuple(at), lr=lr, title=title,
-                      source=source, form=form, display=tuple(display), layers=tuple(layers),
-                      lines=tuple(sorted((k, v) for k, v in ctx.lines.items() if v is not None)), claims=claims)
+    return tuple(sorted((k, v) for k, v in ctx.lines.items() if v is not None))
+
+
+def _unknown(ctx: _Ctx, name: str, node: _Node, what: str, known) -> DefinitionError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return ctx.err(f"{what} {name!r} is not in the graph", node,
+                   hint=f"did you mean {close[0]!r}?" if close else "names in the graph: " + ", ".join(list(known)[:20]))
+
+
+def _output_name(ctx: _Ctx, top) -> tuple[str, _Node] | None:
+    if "output" not in top:
+        return None
+    onode = top["output"][1]
+    output = onode.value if isinstance(onode.value, str) else onode.raw
+    check_name(output, ctx, onode, "`output`")
+    return output, onode
+
+
+def _tensor_value(ctx: _Ctx, node: _Node, shape: tuple, name: str):
+    """A value of `at` for a leaf of this shape: a number, a list, or a list of rows (nested tuples)."""
+    if not shape:
+        if isinstance(node.value, list):
+            raise ctx.err(f"{name} is a scalar: give a number, not a list", node)
+        return ctx.number(node, f"the value of {name} in `at`")
+    what = "a vector of " + str(shape[0]) if len(shape) == 1 else f"a {shape[0]}×{shape[1]} matrix"
+    if not isinstance(node.value, list):
+        got = "a number" if isinstance(node.value, (int, float)) and not isinstance(node.value, bool) \
+            else _kind(node.value)
+        raise ctx.err(f"{name} is {what}: give {'a list' if len(shape) == 1 else 'a list of rows'} in `at`, "
+                      f"not {got}", node)
+    if len(node.value) != shape[0]:
+        raise ctx.err(f"{name} is {what}: `at` gives {len(node.value)} {'entries' if len(shape) == 1 else 'rows'}",
+                      node)
+    if len(shape) == 1:
+        return tuple(_tensor_value(ctx, v, (), f"{name}[{i + 1}]") for i, v in enumerate(node.value))
+    rows = []
+    for i, row in enumerate(node.value):
+        if not isinstance(row.value, list) or len(row.value) != shape[1]:
+            got = f"{len(row.value)} entries" if isinstance(row.value, list) else _kind(row.value)
+            raise ctx.err(f"row {i + 1} of {name} must be a list of {shape[1]} numbers, got {got}", row)
+        rows.append(tuple(_tensor_value(ctx, v, (), f"{name}[{i + 1}, {j + 1}]") for j, v in enumerate(row.value)))
+    return tuple(rows)
+
+
+def _flat_entries(value, shape):
+    """(index, number) of a nested value, row by row."""
+    if not shape:
+        yield (), value
+    elif len(shape) == 1:
+        for i, v in enumerate(value):
+            yield (i,), v
+    else:
+        for i, row in enumerate(value):
+            for j, v in enumerate(row):
+                yield (i, j), v
+
+
+def _put_at(ctx: _Ctx, at: dict, items, name: str, knode: _Node) -> None:
+    """Scalar values of `at` (a layer's list already spread into its entries), each name once."""
+    for k, v in items:
+        if k in at:
+            raise ctx.err(f"`at` gives {k} twice" + (f" (in {name})" if k != name else ""), knode,
+                          hint="give each value once: as a number, or inside its vector or matrix")
+        at[k] = v
+    ctx.lines[f"at.{name}"] = knode.line
+
+
+# ------------------------------------------------------- the network form ---
+
+@lru_cache(maxsize=8)
+def _network_scalar(net, source: str):
+    """The scalar view of a network: (equations, default wrt, display, layers), made on first use."""
+    from .network import _expand, scalar_limit_error
+    problem = scalar_limit_error(net)
+    if problem:
+        raise DefinitionError(problem, source=source, hint="use the layer view (--view layer)")
+    texts, default_wrt, display, layers = _expand(net.inputs, net.layers, net.bias, net.loss, net.naming)
+    if len(texts) > MAX_EQUATIONS:
+        raise DefinitionError(f"the network expands to too many equations ({len(texts)}, at most {MAX_EQUATIONS})"
+                              " for the scalar view", source=source, hint="use the layer view (--view layer)")
+    eqs = []
+    for name, text in texts:
+        parsed = parse_expression(text, max_length=None)
+        eqs.append(Equation(name, text, parsed.expr, parsed.names, None, parsed.tree))
+    return tuple(eqs), tuple(default_wrt), tuple(display), tuple(layers)
+
+
+def _network_part(net, source: str, part: int):
+    return _network_scalar(net, source)[part]
+
+
+def _network_wrt(net, source: str, names: tuple):
+    from .layer_network import scalar_wrt
+    return scalar_wrt(net, names)
+
+
+def _build_network(ctx: _Ctx, top, root: _Node, title) -> Definition:
+    from .layer_network import entry_name, entry_names, entry_of, layer_equations, layer_leaves, layer_params
+    from .network import network_spec
+    net = network_spec(ctx, top["network"][1])
+    source = ctx.source
+    n_layers = len(net.layers)
+    leaf_shapes = dict(layer_leaves(net))
+    layer_nodes = [name for name, _ in layer_equations(net)]
+    softmax_s = ("s" if net.naming == "flat" else f"s_{n_layers}") if net.layers[-1][1] == "softmax" else None
+
+    def scalar_kind(name):
+        """leaf | node | None, for a name of the scalar view."""
+        if name == "L" or name == softmax_s:
+            return "node"
+        e = entry_of(net, name)
+        if e is None:
+            return None
+        return "leaf" if e[0] in leaf_shapes else "node"
+
+    def known():
+        return list(leaf_shapes) + layer_nodes + ["x1", "y1", entry_name(net, "W1", (0, 0))]
+
+    found = _output_name(ctx, top)
+    output = "L"
+    if found:
+        output, onode = found
+        kind = scalar_kind(output)
+        if kind == "leaf" or output in leaf_shapes:
+            raise ctx.err(f"`output` {output!r} is a leaf, not a defined quantity", onode,
+                          hint="the output must be the name of an equation")
+        if kind is None:
+            raise _unknown(ctx, output, onode, "`output`", known())
+
+    if "wrt" in top:
+        given = []
+        for name, n in _names_list(ctx, top["wrt"][1], "`wrt`"):
+            if scalar_kind(name) is None and name not in leaf_shapes and name not in layer_nodes:
+                raise _unknown(ctx, name, n, "`wrt`", known())
+            if name == output:
+                raise ctx.err(f"`wrt` {name!r} is the output itself", n)
+            if name not in given:
+                given.append(name)
+        if not given:
+            raise ctx.err("`wrt` is empty", top["wrt"][1])
+        layer_wrt = tuple(given)
+        wrt = Lazy(_network_wrt, (net, source, layer_wrt))
+    else:
+        layer_wrt = layer_params(net)
+        wrt = Lazy(_network_part, (net, source, 1))
+
+    at: dict[str, float] = {}
+    if "at" in top and top["at"][1].value is not None:
+        for name, (knode, vnode) in ctx.mapping(top["at"][1], "`at`").items():
+            check_name(name, ctx, knode, "`at` name")
+            kind = scalar_kind(name)
+            listed = isinstance(vnode.value, list)
+            if kind == "leaf" and not (listed and name in leaf_shapes):
+                items = [(name, ctx.number(vnode, f"the value of {name} in `at`"))]
+            elif name in leaf_shapes:
+                shape = leaf_shapes[name]
+                value = _tensor_value(ctx, vnode, shape, name)
+                items = list(zip(entry_names(net, name, shape), (v for _, v in _flat_entries(value, shape))))
+            elif kind == "node" or name in layer_nodes:
+                raise ctx.err(f"`at` gives a value for {name!r}, which is computed by an equation", knode,
+                              hint="give values for leaves only: inputs, weights, targets")
+            else:
+                raise _unknown(ctx, name, knode, "`at`", known())
+            _put_at(ctx, at, items, name, knode)
+    return Definition(equations=Lazy(_network_part, (net, source, 0)), output=output, wrt=wrt,
+                      at=tuple(at.items()), lr=_lr(ctx, top), title=title, source=source, form="network",
+                      display=Lazy(_network_part, (net, source, 2)), layers=Lazy(_network_part, (net, source, 3)),
+                      lines=_lines(ctx, top), network=net, layer_wrt=layer_wrt)
+
+
+# --------------------------------------------------- the `shapes` key (§1.3) ---
+
+_SUFFIX = re.compile(r"_([1-9][0-9]*)\Z")
+
+
+def entry_name(name: str, index: tuple) -> str:
+    """The scalar view's name of an entry of a `shapes` tensor: x_2, W1_3_1 (1-based)."""
+    return name + "".join(f"_{i + 1}" for i in index)
+
+
+def entry_of(name: str, shapes: dict):
+    """(tensor, 0-based index) for a scalar entry name of a `shapes` definition, or None."""
+    base, idx = name, []
+    for _ in range(2):
+        m = _SUFFIX.search(base)
+        if not m:
+            break
+        idx.insert(0, int(m.group(1)) - 1)
+        base = base[:m.start()]
+        shape = shapes.get(base)
+        if shape is not None and len(shape) == len(idx) and all(i < n for i, n in zip(idx, shape)):
+            return base, tuple(idx)
+    return None
+
+
+def _unroll(tensor_equations, shapes, output, source):
+    from .layer_graph import unroll_equations
+    return unroll_equations(tensor_equations, dict(shapes), output, source)
+
+
+def _shapes_wrt(tensor_equations, shapes, output, source, names):
+    from .layer_graph import tensor_shapes
+    all_shapes = tensor_shapes(tensor_equations, dict(shapes))
+    from .layer_network import indices
+    out = []
+    for n in names:
+        shape = all_shapes.get(n, ())
+        out += [entry_name(n, idx) for idx in indices(shape)] if shape else [n]
+    return out
+
+
+def _shapes_display(tensor_equations, shapes, output, source):
+    """LaTeX of the scalar view's entry names: x_2 -> x_{2}, W1_3_1 -> {W_{1}}_{3,1}."""
+    from .layer_graph import tensor_shapes
+    from .layer_network import indices
+    from .printing import tex_name
+    out = []
+    for name, shape in tensor_shapes(tensor_equations, dict(shapes)).items():
+        if not shape:
+            continue
+        base = tex_name(name)
+        base = "{" + base + "}" if "_" in base or "^" in base else base
+        for idx in indices(shape):
+            out.append((entry_name(name, idx), base + "_{" + ",".join(str(i + 1) for i in idx) + "}"))
+    return out
+
+
+def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
+    from .tensor import build, shape_text
+    snode = top["shapes"][1]
+    given: dict[str, tuple] = {}
+    snodes: dict[str, _Node] = {}
+    for name, (knode, vnode) in ctx.mapping(snode, "`shapes`").items():
+        check_name(name, ctx, knode, "`shapes` name")
+        v = vnode.value
+        if not isinstance(v, list) or len(v) > 2:
+            raise ctx.err(f"the shape of {name} must be [n] (a vector) or [rows, cols] (a matrix), got "
+                          f"{_kind(v) if not isinstance(v, list) else f'{len(v)} sizes'}", vnode)
+        dims = []
+        for d in v:
+            n = ctx.number(d, f"a size in the shape of {name}", integer=True)
+            if n < 1:
+                raise ctx.err(f"the sizes in the shape of {name} must be at least 1, got {n}", d)
+            dims.append(n)
+        if math.prod(dims) > MAX_TENSOR_ENTRIES:
+            raise ctx.err(f"{name} is too large ({math.prod(dims)} entries, at most {MAX_TENSOR_ENTRIES})", vnode)
+        given[name] = tuple(dims)
+        snodes[name] = knode
+        ctx.lines[f"shapes.{name}"] = knode.line
+    eqs = _parse_equations(ctx, top["equations"][1], tensor=True)
+    equations = _order(ctx, eqs)
+    defined = {e.name: e for e in equations}
+    leaves: dict[str, None] = {}
+    for e in equations:
+        for p in e.parents:
+            if p not in defined:
+                leaves.setdefault(p, None)
+    known = list(defined) + list(leaves)
+    total = sum(math.prod(given[n]) for n in given)
+    if total > MAX_LEAF_ENTRIES:
+        raise ctx.err(f"the shapes hold {total} entries in all (at most {MAX_LEAF_ENTRIES})", snode,
+                      hint="vectors and matrices are limited in size")
+    for name, knode in snodes.items():
+        if name in defined:
+            raise ctx.err(f"`shapes` gives a shape for {name!r}, which is computed by an equation", knode,
+                          hint="give shapes for leaves only; the shapes of equations are inferred")
+        if name not in leaves:
+            raise _unknown(ctx, name, knode, "`shapes` name", known)
+    for name in known:
+        if name.startswith(RESERVED_PREFIX):
+            line = ctx.lines.get(f"equations.{name}") or (snodes[name].line if name in snodes else None)
+            raise DefinitionError(f"the name {name!r} starts with {RESERVED_PREFIX!r}, which the layer view keeps "
+                                  "for adjoints (delta_z is ∂output/∂z)", source=ctx.source, line=line,
+                                  hint="rename it")
+
+    # shape inference, parents first
+    shapes: dict[str, tuple] = {n: given.get(n, ()) for n in leaves}
+    typed: dict[str, Equation] = {}
+    for start in equations:
+        stack = [start.name]
+        while stack:
+            name = stack[-1]
+            if name in typed:
+                stack.pop()
+                continue
+            e = defined[name]
+            todo = [p for p in e.parents if p in defined and p not in typed]
+            if todo:
+                stack.extend(reversed(todo))
+                continue
+            stack.pop()
+            try:
+                t = build(e.tree, shapes.__getitem__)
+            except ExpressionError as err:
+                raise _located(ctx, err, name, ctx.vnodes[name]) from None
+            from .tensor import to_str, walk
+            big = next((x for x in walk(t) if math.prod(x.shape) > MAX_TENSOR_ENTRIES), None)
+            if big is not None:
+                raise ctx.err(f"in the equation for {name}: {to_str(big)[:60]} has shape {shape_text(big.shape)}, "
+                              f"more than {MAX_TENSOR_ENTRIES} entries", ctx.vnodes[name],
+                              hint="vectors and matrices are limited in size")
+            shapes[name] = t.shape
+            typed[name] = Equation(name, e.text, t, e.parents, e.line, e.tree)
+    tensor_equations = tuple(typed[e.name] for e in equations)
+
+    found = _output_name(ctx, top)
+    if found:
+        output, onode = found
+        if output not in defined:
+            if output in leaves:
+                raise ctx.err(f"`output` {output!r} is a leaf, not a defined quantity", onode,
+                              hint="the output must be the name of an equation")
+            raise _unknown(ctx, output, onode, "`output`", known)
+    else:
+        output, onode = equations[-1].name, ctx.vnodes[equations[-1].name]
+    if shapes[output]:
+        raise ctx.err(f"the output {output} has shape {shape_text(shapes[output])}; the output must be a scalar",
+                      onode, hint="sum or mean it, e.g. L: sum(...)")
+    tensors = {n: s for n, s in shapes.items() if s}
+    for name in known:
+        e = entry_of(name, tensors)
+        if e is not None:
+            line = ctx.lines.get(f"equations.{name}")
+            raise DefinitionError(f"the name {name!r} is how the scalar view names an entry of {e[0]} "
+                                  f"{shape_text(tensors[e[0]])}", source=ctx.source, line=line,
+                                  hint="rename it")
+
+    def resolve(name, node, what):
+        if name in shapes:
+            return name
+        e = entry_of(name, {n: s for n, s in tensors.items() if n in leaves})
+        if e is None:
+            raise _unknown(ctx, name, node, what, known)
+        return name
+
+    if "wrt" in top:
+        layer_wrt = []
+        for name, n in _names_list(ctx, top["wrt"][1], "`wrt`"):
+            resolve(name, n, "`wrt`")
+            if name == output:
+                raise ctx.err(f"`wrt` {name!r} is the output itself", n)
+            if name not in layer_wrt:
+                layer_wrt.append(name)
+        if not layer_wrt:
+            raise ctx.err("`wrt` is empty", top["wrt"][1])
+    else:
+        layer_wrt = list(leaves)
+    key = (tensor_equations, tuple(given.items()), output, ctx.source)
+
+    at: dict[str, float] = {}
+    if "at" in top and top["at"][1].value is not None:
+        for name, (knode, vnode) in ctx.mapping(top["at"][1], "`at`").items():
+            check_name(name, ctx, knode, "`at` name")
+            if name in defined:
+                raise ctx.err(f"`at` gives a value for {name!r}, which is computed by an equation", knode,
+                              hint="give values for leaves only: inputs, weights, targets")
+            if name in leaves:
+                value = _tensor_value(ctx, vnode, shapes[name], name)
+                items = [(entry_name(name, idx), v) for idx, v in _flat_entries(value, shapes[name])]
+            else:
+                resolve(name, knode, "`at`")
+                items = [(name, ctx.number(vnode, f"the value of {name} in `at`"))]
+            _put_at(ctx, at, items, name, knode)
+    return Definition(equations=Lazy(_unroll, key), output=output,
+                      wrt=Lazy(_shapes_wrt, key + (tuple(layer_wrt),)), at=tuple(at.items()), lr=_lr(ctx, top),
+                      title=title, source=ctx.source, form="equations", lines=_lines(ctx, top),
+                      display=Lazy(_shapes_display, key), shapes=tuple(given.items()),
+                      tensor_equations=tensor_equations, layer_wrt=tuple(layer_wrt))
 
 
 # ------------------------------------------------------------ entry points ---

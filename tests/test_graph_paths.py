@@ -273,7 +273,7 @@ def test_deep_network_first_paths_come_lazily():
 
 def test_deep_network_derivation_and_cli_shorten_the_paths(capsys, tmp_path):
     d = _deep(12)
-    proof = derivator.derive(d, "w1")
+    proof = derivator.derive(d, "w1", view="scalar")     # 12 layers: the layer view is the default
     assert proof.path_count == 3 ** 11
     assert len(proof.paths) == proof.max_paths and not proof.all_paths_shown
     assert proof.verified, proof.failures

@@ -25,7 +25,7 @@ def point(d, seed=0):
 
 @pytest.mark.parametrize("depth", [2, 5, 9, 20])
 def test_exact_path_count_of_a_first_layer_weight(depth):
-    proof = derivator.derive(deep(depth), "w1")
+    proof = derivator.derive(deep(depth), "w1", view="scalar")   # deep nets default to the layer view
     # w1 -> z1 -> h1, then every later hidden layer multiplies the routes by 3, the output by 1
     assert proof.path_count == 3 ** (depth - 2)
     assert proof.verified
@@ -50,7 +50,7 @@ def test_factored_derivation_against_finite_differences(depth, act):
     at = point(d, seed=depth)
     grad = derivator.compile(d)
     for w in ("w1", "w5", "b2"):
-        proof = derivator.derive(d, w)
+        proof = derivator.derive(d, w, view="scalar")
         assert proof.verified
         stated, accumulated = _factored_value(proof, at)
         h = 1e-6
@@ -63,7 +63,7 @@ def test_factored_derivation_against_finite_differences(depth, act):
 
 
 def test_deep_result_is_stated_through_named_adjoints():
-    proof = derivator.derive(deep(20), "w1")
+    proof = derivator.derive(deep(20), "w1", view="scalar")
     data = proof.to_json()
     assert data["path_count"] == 3 ** 18
     assert data["result"] == "x1*δ_z1"
@@ -77,11 +77,11 @@ def test_deep_document_stays_small(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text(json.dumps({"network": {"inputs": 3, "layers": [{"units": 3}] * 19 + [{"units": 1}],
                                             "loss": "mse"}}))
-    assert main(["derive", str(path), "--wrt", "w1", "-o", str(out)]) == 0
+    assert main(["derive", str(path), "--view", "scalar", "--wrt", "w1", "-o", str(out)]) == 0
     text = out.read_text()
     assert "387420489 paths" in text and "the first 16 are listed" in text
     assert len(text) < 400_000
-    assert derivator.derive(d, "w1").path_count == 387420489
+    assert derivator.derive(d, "w1", view="scalar").path_count == 387420489
 
 
 def test_small_graph_shows_the_path_sum_and_its_factoring():

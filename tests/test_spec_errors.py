@@ -79,7 +79,7 @@ CASES = {
     "network_unknown_bias": ("network:\n  inputs: 2\n  layers: [{units: 1}]\n  bias: some\n", "derive", 4,
                              ["unknown bias 'some'", "per_neuron, shared, none"]),
     "network_too_big": ("network:\n  inputs: 4096\n  layers: [{units: 4096}, {units: 1}]\n", "derive", 2,
-                        ["more than 100000 weights"]),
+                        ["more than 1000000 weights"]),
     "equations_empty": ("equations: {}\n", "derive", 1, ["`equations` is empty"]),
     "equations_list": ("equations: [a, b]\n", "derive", 1, ["`equations` must be a mapping"]),
     "equation_missing": ("equations:\n  F:\n", "derive", 2, ["must be an expression"]),
