@@ -25,7 +25,8 @@ def default_view(definition: Definition) -> str:
     layers; the seed's small networks (and every scalar definition) in scalars."""
     if definition.tensor_equations:
         return "layer"
-    if definition.network is not None and definition.network.n_params > LAYER_VIEW_PARAMS:
+    if definition.network is not None and definition.network.n_params > LAYER_VIEW_PARAMS \
+            and definition.output == "L":
         return "layer"
     return "scalar"
 
@@ -39,6 +40,9 @@ def view_of(definition: Definition, view: str | None) -> str:
     if view == "layer" and not definition.has_layer_view:
         raise UsageError("the layer view needs vectors and matrices: a `network:`, or equations with `shapes:`",
                          source=definition.source, hint="this definition has only the scalar view")
+    if view == "layer" and definition.network is not None and definition.output != "L":
+        raise UsageError(f"the layer view of a network derives its loss L, not {definition.output}",
+                         source=definition.source, hint="use the scalar view, or drop `output`")
     return view
 
 
@@ -105,15 +109,14 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
     return tuple(out)
 
 
-def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS, view: str | None = None):
+def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS,
+           view: str | None = None) -> "Derivation | LayerDerivation":  # noqa: F821
     """The checked derivation of ∂output/∂wrt (default: the first ``wrt`` of the definition).
 
     ``view="layer"`` gives a ``LayerDerivation`` (vectors and matrices: ``wrt="W1"``)."""
     if view_of(definition, view) == "layer":
         from .layer_derivation import derive as layer_derive
         name = layer_names(definition, [wrt or definition.layer_wrt[0]])[0]
-        if definition.output != layer_workspace(definition).lg.output:
-            raise UsageError("the layer view derives the loss L", source=definition.source)
         return layer_derive(layer_workspace(definition), name, max_paths=max_paths, title=definition.title,
                             lr=definition.lr)
     name = _check_wrt(definition, [wrt or definition.wrt[0]])[0]

@@ -305,8 +305,11 @@ def _name_lemma(ws: LayerWorkspace, name: str, child: str, fused: T) -> tuple[st
     """The textbook name of a cancellation, where it is one of the two every course states."""
     node = ws.lg.node(child)
     own = Var(child, ws.lg.shapes[child])
-    if not isinstance(fused, Map) or own not in fused.args:
+    from .tensor import walk
+    maps = [m for m in walk(fused) if isinstance(m, Map) and own in m.args]
+    if len(maps) != 1:
         return ("elementwise cancellation", "", "The denominators of the explicit δ cancel elementwise.")
+    fused = maps[0]
     P, S, Y = sp.symbols("P S Y")
     if isinstance(node.expr, Softmax) and len(fused.args) == 3:
         sums = [a for a in fused.args if isinstance(a, Sum) and isinstance(a.a, Var)]
@@ -357,8 +360,8 @@ def _recursion(ws: LayerWorkspace, name: str) -> Recursion | None:
 def _batch(ws: LayerWorkspace, result: T, target: str) -> tuple[str, str] | None:
     """The mean over N samples of a per-sample gradient, as matrix products over the batch."""
     lg = ws.lg
-    if not lg.is_leaf(target):
-        return None
+    if not lg.is_leaf(target) or ws.definition is None or ws.definition.network is None:
+        return None       # a network's samples are (x, y); a `shapes` definition does not say which leaves are data
     up = lambda n: n[0].upper() + n[1:]   # noqa: E731  the batch matrix of a vector: columns are samples
     disp = lg.display
 
@@ -516,14 +519,17 @@ def derivation_json(d: LayerDerivation) -> dict:
     for r in d.recursion:
         steps.append({"kind": "recursion", "node": r.node, "through": list(r.through), "expression": to_str(r.expr),
                       "latex": to_latex(r.expr, disp)})
-    steps.append({"kind": "result", "expression": to_str(d.result), "latex": to_latex(d.result, disp),
-                  "shape": list(lg.shapes[d.target]), "check": (d.check if d.entry is None else _entry_ok()).as_dict()})
-    if d.entry is not None:
-        steps.append({"kind": "entry", "of": d.target, "index": list(d.index), "expression": to_str(d.entry),
-                      "latex": to_latex(d.entry, disp), "check": d.check.as_dict()})
     if d.batch is not None:
         steps.append({"kind": "batch", "expression": d.batch.text, "latex": d.batch.latex,
                       "check": d.batch.check.as_dict()})
+    if d.entry is not None:      # ∂L/∂W2 first, then its entry w5: the last step states the result
+        steps.append({"kind": "tensor", "of": d.target, "expression": to_str(d.result),
+                      "latex": to_latex(d.result, disp), "shape": list(lg.shapes[d.target])})
+        steps.append({"kind": "result", "of": d.target, "index": list(d.index), "expression": to_str(d.entry),
+                      "latex": to_latex(d.entry, disp), "shape": [], "check": d.check.as_dict()})
+    else:
+        steps.append({"kind": "result", "expression": to_str(d.result), "latex": to_latex(d.result, disp),
+                      "shape": list(lg.shapes[d.target]), "check": d.check.as_dict()})
     out = {"output": d.output, "wrt": d.wrt, "view": "layer", "shape": list(d.shape), "path_count": d.path_count,
            "paths": paths, "result": to_str(d.final), "verified": d.verified, "check": d.check.as_dict()}
     if d.value is not None:
@@ -531,10 +537,6 @@ def derivation_json(d: LayerDerivation) -> dict:
     out["rule_checks"] = [r.as_dict() for r in d.rule_checks]
     out["steps"] = steps
     return out
-
-
-def _entry_ok() -> Check:
-    return Check("entry", "the tensor's result; its entry is checked below", True)
 
 
 __all__ = ["LayerDerivation", "LayerWorkspace", "derive", "RULES"]

@@ -191,13 +191,24 @@ def unroll_equations(tensor_equations, leaf_shapes: dict, output: str, source: s
                               f"(at most {MAX_UNROLLED_TERMS})", source=source,
                               hint="use the layer view (--view layer)")
     env = {name: _symbols(name, shape) for name, shape in shapes.items()}
+    defined = {e.name for e in tensor_equations}
     out = []
+    seen: set[str] = set()
     for e in tensor_equations:
         values = unroll(e.expr, env)
+        first = len(out)
         for idx in indices(e.expr.shape):
             expr = values[idx]
             name = shapes_entry_name(e.name, idx) if idx else e.name
-            out.append(Equation(name, sp.sstr(expr), expr, _parents(expr), e.line, None))
+            parents = _parents(expr)
+            seen.update(parents)
+            out.append(Equation(name, sp.sstr(expr), expr, parents, e.line, None))
+        # an entry that the expression lost (w - w is 0) is still used, as a name is in the scalar view
+        lost = [s.name for p in e.parents if p not in defined for s in env[p].ravel() if s.name not in seen]
+        if lost:
+            eq = out[first]
+            out[first] = Equation(eq.name, eq.text, eq.expr, eq.parents + tuple(dict.fromkeys(lost)), eq.line, None)
+            seen.update(lost)
     return tuple(out)
 
 

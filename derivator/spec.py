@@ -29,7 +29,8 @@ from .functions import FUNCTIONS
 TOP_KEYS = ("title", "equations", "network", "shapes", "output", "wrt", "at", "lr")
 MAX_EQUATIONS = 20_000
 MAX_FILE_BYTES = 2_000_000
-MAX_TENSOR_ENTRIES = 10_000_000     # entries of one leaf of a `shapes` definition
+MAX_TENSOR_ENTRIES = 1_000_000      # entries of one vector or matrix of a `shapes` definition (leaf or computed)
+MAX_LEAF_ENTRIES = 2_000_000        # entries of all the leaves of a `shapes` definition
 RESERVED_PREFIX = "delta_"          # the layer view prints the adjoint of z as delta_z
 
 
@@ -606,8 +607,10 @@ def _tensor_value(ctx: _Ctx, node: _Node, shape: tuple, name: str):
         return ctx.number(node, f"the value of {name} in `at`")
     what = "a vector of " + str(shape[0]) if len(shape) == 1 else f"a {shape[0]}×{shape[1]} matrix"
     if not isinstance(node.value, list):
+        got = "a number" if isinstance(node.value, (int, float)) and not isinstance(node.value, bool) \
+            else _kind(node.value)
         raise ctx.err(f"{name} is {what}: give {'a list' if len(shape) == 1 else 'a list of rows'} in `at`, "
-                      f"not {_kind(node.value)}", node)
+                      f"not {got}", node)
     if len(node.value) != shape[0]:
         raise ctx.err(f"{name} is {what}: `at` gives {len(node.value)} {'entries' if len(shape) == 1 else 'rows'}",
                       node)
@@ -784,6 +787,22 @@ def _shapes_wrt(tensor_equations, shapes, output, source, names):
     return out
 
 
+def _shapes_display(tensor_equations, shapes, output, source):
+    """LaTeX of the scalar view's entry names: x_2 -> x_{2}, W1_3_1 -> {W_{1}}_{3,1}."""
+    from .layer_graph import tensor_shapes
+    from .layer_network import indices
+    from .printing import tex_name
+    out = []
+    for name, shape in tensor_shapes(tensor_equations, dict(shapes)).items():
+        if not shape:
+            continue
+        base = tex_name(name)
+        base = "{" + base + "}" if "_" in base or "^" in base else base
+        for idx in indices(shape):
+            out.append((entry_name(name, idx), base + "_{" + ",".join(str(i + 1) for i in idx) + "}"))
+    return out
+
+
 def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
     from .tensor import build, shape_text
     snode = top["shapes"][1]
@@ -815,6 +834,10 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
             if p not in defined:
                 leaves.setdefault(p, None)
     known = list(defined) + list(leaves)
+    total = sum(math.prod(given[n]) for n in given)
+    if total > MAX_LEAF_ENTRIES:
+        raise ctx.err(f"the shapes hold {total} entries in all (at most {MAX_LEAF_ENTRIES})", snode,
+                      hint="vectors and matrices are limited in size")
     for name, knode in snodes.items():
         if name in defined:
             raise ctx.err(f"`shapes` gives a shape for {name!r}, which is computed by an equation", knode,
@@ -848,6 +871,12 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
                 t = build(e.tree, shapes.__getitem__)
             except ExpressionError as err:
                 raise _located(ctx, err, name, ctx.vnodes[name]) from None
+            from .tensor import to_str, walk
+            big = next((x for x in walk(t) if math.prod(x.shape) > MAX_TENSOR_ENTRIES), None)
+            if big is not None:
+                raise ctx.err(f"in the equation for {name}: {to_str(big)[:60]} has shape {shape_text(big.shape)}, "
+                              f"more than {MAX_TENSOR_ENTRIES} entries", ctx.vnodes[name],
+                              hint="vectors and matrices are limited in size")
             shapes[name] = t.shape
             typed[name] = Equation(name, e.text, t, e.parents, e.line, e.tree)
     tensor_equations = tuple(typed[e.name] for e in equations)
@@ -917,7 +946,8 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
     return Definition(equations=Lazy(_unroll, key), output=output,
                       wrt=Lazy(_shapes_wrt, key + (tuple(layer_wrt),)), at=tuple(at.items()), lr=_lr(ctx, top),
                       title=title, source=ctx.source, form="equations", lines=_lines(ctx, top),
-                      shapes=tuple(given.items()), tensor_equations=tensor_equations, layer_wrt=tuple(layer_wrt))
+                      display=Lazy(_shapes_display, key), shapes=tuple(given.items()),
+                      tensor_equations=tensor_equations, layer_wrt=tuple(layer_wrt))
 
 
 # ------------------------------------------------------------ entry points ---

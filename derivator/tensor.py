@@ -40,7 +40,7 @@ import sympy as sp
 
 from .errors import ExpressionError
 from .expr import (TENSOR_FUNCTIONS, Ast, Call, Grammar, Name, Neg, Num, Power, Product, Sum as SumAst,
-                   _Builder, parse_tree, symbol)
+                   _Builder, ast_names, parse_tree, symbol)
 from .functions import FUNCTIONS, Max2, Min2, relu, sigmoid, softplus
 
 Shape = tuple
@@ -447,14 +447,12 @@ class _TensorBuilder:
     def region(self, t) -> T:
         """A maximal elementwise part: built into one scalar expression by the scalar builder."""
         opaque: list[T] = []
-        names_used: dict[str, None] = {}
         opaque_index: dict = {}
 
         def rewrite(x):
             if isinstance(x, Num):
                 return x, ()
             if isinstance(x, Name):
-                names_used.setdefault(x.name, None)
                 return x, tuple(self.shape_of(x.name))
             if isinstance(x, (_MatMulAst,)) or (isinstance(x, Call) and x.func in TENSOR_FUNCTIONS):
                 built = self.build(x)
@@ -494,16 +492,12 @@ class _TensorBuilder:
         expr = _scalar(tree)
         args: list[T] = []
         sub = {}
-        for name in names_used:
+        for name in ast_names(tree):          # operands in the order written: W @ x + b is _0 + _1
             s = symbol(name)
-            if expr.has(s):
-                sub[s] = ph(len(args))
-                args.append(Var(name, tuple(self.shape_of(name))))
-        for k, built in enumerate(opaque):
-            s = symbol(f"_t{k}")
-            if expr.has(s):
-                sub[s] = ph(len(args))
-                args.append(built)
+            if s in sub or not expr.has(s):
+                continue
+            sub[s] = ph(len(args))
+            args.append(opaque[int(name[2:])] if name.startswith("_t") else Var(name, tuple(self.shape_of(name))))
         f = expr.xreplace(sub)
         if f == ph(0) and len(args) == 1 and args[0].shape == shape:
             return args[0]
@@ -558,8 +552,10 @@ def build(tree, shape_of: Callable[[str], Shape]) -> T:
 # ------------------------------------------------------------- printing ---
 
 def _atomic(t: T) -> bool:
-    return isinstance(t, (Var, Transpose, Sum, Mean, Softmax, Index)) or (isinstance(t, Map) and not t.args
-                                                                           and not t.shape and t.f.is_Atom)
+    """Printed without parentheses as an operand: names, calls, and broadcast(…)."""
+    if isinstance(t, (Var, Transpose, Sum, Mean, Softmax, Index)):
+        return True
+    return isinstance(t, Map) and (t.f.is_Atom and not t.args or bool(t.shape) and all(not a.shape for a in t.args))
 
 
 @lru_cache(maxsize=4096)

@@ -135,9 +135,10 @@ def _slot(slots: dict, t: T) -> sp.Symbol:
 
 
 def sadd(*terms: T) -> T:
+    shape = max((t.shape for t in terms), key=len, default=())
     terms = [t for t in terms if not is_zero(t)]
     if not terms:
-        return const(0)
+        return const(0, shape)
     if len(terms) == 1:
         return terms[0]
     shape = max((t.shape for t in terms), key=len)
@@ -363,9 +364,10 @@ def _vjp_map(e: Map, i, g, value):
     k = len(e.args)
     named = value is not None
     partial, scalar_rules = map_partial(e.f, i, named)
-    args = list(e.args) + [value if named else const(0)] + [g]
-    # g is the last operand: its placeholder is _{k+1}
-    out = smap(ph(k + 1) * partial, args, e.shape)
+    # g first (δ ⊙ f′, as textbooks write it): the map's operands move up one place, its value is _{k+1}
+    shifted = partial.xreplace({ph(j): ph(j + 1) for j in range(k + 1)})
+    args = [g] + list(e.args) + [value if named else const(0)]
+    out = smap(ph(0) * shifted, args, e.shape)
     shapes = tuple(a.shape for a in e.args)
     if e.shape and not e.args[i].shape:
         return ssum(out), RuleUse("broadcast", shapes, e.f, i, scalar_rules)
