@@ -45,7 +45,7 @@ import sympy as sp
 
 from .errors import UsageError, VerificationError
 from .functions import sigmoid
-from .numeric import RUNTIME, Evaluation, Totals, _docstring, _join, _Printer
+from .numeric import RUNTIME, CompiledGradient, Evaluation, Totals, _docstring, _join, _Printer
 from .stable import _log_sigmoid
 from .tensor import (Index, Map, MatMul, Mean, Outer, Softmax, Sum, T, Transpose, Var, is_zero, names, ph,
                      shape_text)
@@ -755,17 +755,19 @@ def _needed(gen: _Generator) -> tuple[set[str], set[str]]:
 
 # ----------------------------------------------------------------- object ---
 
-class CompiledLayerGradient:
+class CompiledLayerGradient(CompiledGradient):
     """``grad(**leaves)`` -> Evaluation; ``grad.sum(**batch)`` / ``grad.mean(**batch)`` -> Totals.
 
-    Leaves by their layer names, as arrays of their shapes; the leaves of ``batch`` may carry one
-    more leading axis (N samples). A batch of any other leaf (a batch of weights) compiles the code
-    for that choice on first use."""
+    The protocol of the scalar view's ``CompiledGradient`` (its leaf checks and ``mean`` are
+    shared). Leaves by their layer names, as arrays of their shapes; the leaves of ``batch`` may
+    carry one more leading axis (N samples). A batch of any other leaf (a batch of weights)
+    compiles the code for that choice on first use."""
 
     view = "layer"
 
     def __init__(self, ws, wrt, source: str, definition=None, batch: frozenset = frozenset(), doc: str = ""):
         self.ws = ws
+        self.graph = ws.lg
         self.output = ws.lg.output
         self.wrt = tuple(wrt)
         self.leaves = ws.lg.leaves
@@ -789,16 +791,10 @@ class CompiledLayerGradient:
             m = self._modules[batch] = self._load(src)
         return m
 
-    def _args(self, kwargs, finite: bool = True):
-        missing = [x for x in self.leaves if x not in kwargs]
-        if missing:
-            raise UsageError("no value for " + ", ".join(missing),
-                             hint="every leaf needs a value: " + ", ".join(self.leaves))
-        unknown = [k for k in kwargs if k not in self.leaves]
-        if unknown:
-            raise UsageError("not a leaf of the layer view: " + ", ".join(unknown),
-                             hint="the leaves are " + ", ".join(self.leaves))
-        args = [kwargs[x] for x in self.leaves]
+    def _inputs(self, kwargs, finite: bool = True):
+        """The module for the leaves given with a batch axis, the inputs as its code takes them, the
+        batch size, whether no leaf had a batch axis, and the inputs as given."""
+        args = self._args(kwargs)
         batch = set(self.batch)
         for x, a in zip(self.leaves, args):
             if x not in batch and np.ndim(a) == len(self.shapes[x]) + 1 and np.shape(a)[1:] == self.shapes[x]:
@@ -812,7 +808,7 @@ class CompiledLayerGradient:
 
     def __call__(self, /, **leaves) -> Evaluation:
         """Per-sample values, adjoints and gradient (arrays with a leading batch axis for a batch)."""
-        m, args, n, single, _ = self._args(leaves)
+        m, args, n, single, _ = self._inputs(leaves)
         lead = (n, single) if any(m["BATCH"]) else ()
         values, adjoints, gradient = m["_gradient"](*lead, *args)
         return Evaluation(self.output, values[self.output], values, gradient, adjoints)
@@ -822,7 +818,7 @@ class CompiledLayerGradient:
 
         Inputs are checked for NaN and ±inf when a total comes out non-finite (UsageError naming
         the input), so the fast path reads each input once."""
-        m, args, count, _, raw = self._args(batch, finite=False)
+        m, args, count, _, raw = self._inputs(batch, finite=False)
         if any(m["BATCH"]):
             value, gradient = m["_blocks"](m["_totals"], count, args, m["BATCH"])
         else:
@@ -836,11 +832,6 @@ class CompiledLayerGradient:
             warnings.warn(f"the batch total of {self.output} or of a gradient is not finite", RuntimeWarning,
                           stacklevel=2)
         return Totals(self.output, float(value), gradient, int(count))
-
-    def mean(self, /, **batch) -> Totals:
-        t = self.sum(**batch)
-        k = max(t.count, 1)
-        return Totals(self.output, t.value / k, {w: g / k for w, g in t.gradient.items()}, t.count)
 
     def __repr__(self):
         shapes = ", ".join(f"{w}" for w in self.wrt[:6]) + (", …" if len(self.wrt) > 6 else "")

@@ -327,7 +327,7 @@ def test_missing_and_unknown_leaves(small):
     grad, params = small
     with pytest.raises(UsageError, match="no value for y"):
         grad(x=np.zeros(3), **params)
-    with pytest.raises(UsageError, match="not a leaf of the layer view: W3"):
+    with pytest.raises(UsageError, match="not a leaf of the graph: W3"):
         grad(x=np.zeros(3), y=np.ones(2), W3=1.0, **params)
 
 
