@@ -47,8 +47,8 @@ from .errors import UsageError, VerificationError
 from .functions import sigmoid
 from .numeric import RUNTIME, CompiledGradient, Evaluation, Totals, _docstring, _join, _Printer
 from .stable import _log_sigmoid
-from .tensor import (Index, Map, MatMul, Mean, Outer, Softmax, Sum, T, Transpose, Var, is_zero, names, ph,
-                     shape_text)
+from .tensor import (Index, Map, MatMul, Mean, Outer, Softmax, Sum, T, Transpose, Var, names, ph, shape_text,
+                     walk)
 
 LAYER_RUNTIME = '''
 ROWS = 2048   # samples per block of the batch totals (measured with benchmarks/layer.py)
@@ -69,6 +69,17 @@ def _log_softmax(z):
     s = numpy.subtract(z, numpy.where(numpy.isfinite(m), m, 0.0))
     s -= numpy.log(numpy.exp(s).sum(axis=-1, keepdims=True))
     return s
+
+
+def _softmax_and_log(z):
+    """softmax(z) and log(softmax(z)) along the last axis, from one exponential."""
+    m = z.max(axis=-1, keepdims=True)
+    s = numpy.subtract(z, numpy.where(numpy.isfinite(m), m, 0.0))
+    e = numpy.exp(s)
+    total = e.sum(axis=-1, keepdims=True)
+    e /= total
+    s -= numpy.log(total)
+    return e, s
 
 
 def _sigmoid_(x):
@@ -386,7 +397,12 @@ def _reduce(method):
 
 def _print_softmax(fn: _Function, t: Softmax, name):
     a = fn.operand(t.a)
-    return fn.add(name or fn.temp(), (a,), lambda dead: f"_softmax({a.code})")
+    log = LogSoftmax(t.a)
+    if log not in fn.gen.log_softmax or log in fn.memo:
+        return fn.add(name or fn.temp(), (a,), lambda dead: f"_softmax({a.code})")
+    pair = fn.add(fn.temp(), (a,), lambda dead: f"_softmax_and_log({a.code})")   # the log is used too
+    fn.bind(log, fn.add(fn.temp(), (pair,), lambda dead: f"{pair.code}[1]", owned=False))
+    return fn.add(name or fn.temp(), (pair,), lambda dead: f"{pair.code}[0]", owned=False)
 
 
 def _print_log_softmax(fn: _Function, t: LogSoftmax, name):
@@ -512,6 +528,7 @@ class _Generator:
         self.batch_size = "_n"
         self.names = {n: f"v_{n}" for n in lg.names}
         self.forward = {n.name: stable_forward(lg, n.expr) for n in lg.nodes}
+        self.log_softmax = {x for e in self.forward.values() for x in walk(e) if isinstance(x, LogSoftmax)}
         self._flags: dict = {}
         self._node_flag: dict[str, bool] = {}
         self._delta_flag: dict[str, bool] = {}
