@@ -141,14 +141,21 @@ def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, 
     return out
 
 
-def compile(definition: Definition, wrt=None, *, view: str | None = None) -> CompiledGradient:  # noqa: A001
+def compile(definition: Definition, wrt=None, *, view: str | None = None):  # noqa: A001
     """The gradient of the output for every ``wrt`` as one compiled NumPy function.
 
-    The default view of ``compile`` is the scalar one; the layer view's compiled code (matrix
-    products over a batch axis) is not built yet."""
+    The default view of ``compile`` is the scalar one (leaves by their scalar names, elementwise
+    over broadcast arrays). ``view="layer"`` gives a ``CompiledLayerGradient``: leaves by their
+    layer names (``x``, ``W1``, …), matrix products over a leading batch axis (``layer_numeric``)."""
     if view is not None and view_of(definition, view) == "layer":
-        raise UsageError("the layer view's compiled code is not available yet", source=definition.source,
-                         hint="compile in the scalar view (--view scalar), or use `eval --view layer`")
+        from .layer_numeric import compile_layer
+        names = layer_names(definition, list(wrt) if wrt else list(definition.layer_wrt))
+        doc = (f"Compiled by derivator from {definition.source}"
+               + (f" ({definition.title})" if definition.title else "")
+               + f":\nthe values, adjoints and gradient of {definition.output} with respect to "
+               + ", ".join(names) + ",\nin the layer view: matrix products over a leading batch axis, by reverse "
+               "accumulation\nover the checked VJP rules and lemmas of its derivation.")
+        return compile_layer(layer_workspace(definition), names, definition, doc=doc)
     names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
     g, ws, bypassed = _stable(definition)
     doc = (f"Compiled by derivator from {definition.source}"

@@ -5,18 +5,17 @@ names given as lists) and a learning rate; gives the dictionary that ``eval --fo
 (SPEC §2.1-2.2): ``values`` of every leaf and node, ``gradient`` for every ``wrt``, ``adjoints`` of
 every node and, with a rate, ``updated``, vectors and matrices as nested lists.
 
-It is a plain NumPy interpretation of the derivation's own claims (``tensor.evaluate``): the forward
-pass, then each δ as the layer derivation states it (by the checked VJP rules, lemmas included).
+The numbers come from the layer view's compiled code (``layer_numeric``): the forward pass (with
+log σ and log softmax in their stable forms, so a softmax or sigmoid output at z = ±1000 stays
+finite), then each δ as the layer derivation states it (by the checked VJP rules, lemmas included).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import UsageError, VerificationError
-from .layer_derivation import evaluate_claims, numbers_env, resolve
+from .layer_derivation import resolve
 from .layer_graph import point
-from .tensor import evaluate
-from .vjp import sindex
 
 
 def _nested(v):
@@ -45,24 +44,18 @@ def evaluate_point(definition, ws, at: dict, lr: float | None, wrt=None) -> dict
     if bad:
         raise VerificationError("a rule of the layer view did not pass its check: " + "; ".join(
             f"{r.name}: {r.check.detail}" for r in bad))
-    with np.errstate(all="ignore"):
-        nums = evaluate_claims(ws, leaves, [n.name for n in lg.nodes])
-        env = numbers_env(nums, lg)
-        gradient = {}
-        for name, (target, index) in zip(names, targets):
-            g = ws.accumulation(target).expr if target != lg.output else None
-            if g is None:
-                continue
-            value = evaluate(sindex(g, index) if index is not None else g, env)
-            gradient[name] = np.asarray(value, dtype=float)
-    value = float(nums[lg.output])
+    from .layer_numeric import compile_layer
+    grad = compile_layer(ws, [n for n, (target, _) in zip(names, targets) if target != lg.output], definition)
+    out = grad(**leaves)          # the compiled code: log σ and log softmax in their stable forms
+    gradient = {k: np.asarray(v, dtype=float) for k, v in out.gradient.items()}
+    value = float(out.value)
     bad = [n for n, v in [(lg.output, np.asarray(value))] + list(gradient.items()) if not np.all(np.isfinite(v))]
     if bad:
         raise UsageError("the output or its gradient is not finite at this point: " + ", ".join(bad[:8]),
                          source=definition.source,
                          hint="check the inputs (log of a non-positive number? division by zero?)")
-    values = {n: _nested(nums[n]) for n in list(lg.leaves) + [x.name for x in lg.nodes]}
-    adjoints = {x.name: _nested(nums["delta_" + x.name]) for x in lg.nodes}
+    values = {n: _nested(out.values[n]) for n in list(lg.leaves) + [x.name for x in lg.nodes]}
+    adjoints = {x.name: _nested(out.adjoints[x.name]) for x in lg.nodes}
     result = {"output": lg.output, "value": value, "values": values,
               "gradient": {k: _nested(v) for k, v in gradient.items()}, "adjoints": adjoints, "view": "layer"}
     rate = lr if lr is not None else definition.lr

@@ -273,7 +273,7 @@ def test_default_views(capsys):
     (["derive", "two_layer_vector", "--wrt", "W3"], ["'W3' is not a name", "W1, x, b1"]),
     (["eval", "two_layer_vector", "--at", "x=[1, 2]"], ["shape [2]", "[3]"]),
     (["eval", "two_layer_vector", "--at", "x=[1, 2, oops]"], ["list"]),
-    (["compile", "two_layer_vector", "--view", "layer"], ["compiled code"]),
+    (["compile", "two_layer_vector", "--view", "layer", "--wrt", "W3"], ["'W3' is not a name"]),
 ])
 def test_layer_view_usage_errors_are_exit_2(capsys, argv, words):
     rc, out, err = run(capsys, *argv)
