@@ -61,7 +61,7 @@ def shape_text(shape: Shape) -> str:
 
 
 def shape_latex(shape: Shape) -> str:
-    """The space of a shape: \mathbb{R}, \mathbb{R}^{4}, \mathbb{R}^{4 \times 3}."""
+    r"""The space of a shape: \mathbb{R}, \mathbb{R}^{4}, \mathbb{R}^{4 \times 3}."""
     return r"\mathbb{R}" + ("^{" + r" \times ".join(str(n) for n in shape) + "}" if shape else "")
 
 
@@ -598,7 +598,8 @@ def _map_printer():
         """sympy's LaTeX with placeholders printed as their tensors and ⊙ between tensor factors."""
 
         def __init__(self, args_tex, tensor_syms, display):
-            super().__init__(display)
+            from .printing import _names
+            super().__init__(_names(display))
             self.args_tex = args_tex
             self.tensor_syms = tensor_syms
 

@@ -964,7 +964,7 @@ def prove(expr: sp.Expr, target: sp.Expr, subs: dict | None) -> str | None:
 def judge_claim(definition: Definition, claim: Claim) -> Verdict:
     """The verdict on one claim (see the module docstring)."""
     wrt = api._check_wrt(definition, [claim.wrt])[0]
-    der = api.derive(definition, wrt)
+    der = api.derive(definition, wrt, view="scalar")
     if der.failures:
         raise VerificationError("the derivation of the true derivative did not pass its checks: "
                                 + "; ".join(der.failures))

@@ -78,7 +78,7 @@ def test_latex_is_matrix_notation():
     disp = {"W1": "W^{(1)}", "b1": "b^{(1)}", "delta_z1": r"\delta^{(1)}"}
     assert to_latex(b("W1 @ x + b1"), disp) in ("W^{(1)} x + b^{(1)}", "b^{(1)} + W^{(1)} x")
     assert to_latex(Outer(Var("z1", (4,), adjoint=True), Var("x", (3,))), disp) == r"\delta^{(1)} x^{\top}"
-    assert to_latex(MatMul(Transpose(Var("W1", (4, 3))), Var("z1", (4,))), disp) == r"\left(W^{(1)}\right)^{\top} z_{1}"
+    assert to_latex(MatMul(Transpose(Var("W1", (4, 3))), Var("z1", (4,))), disp) == r"\left(W^{(1)}\right)^{\top} z_1"
     assert r"\odot" in to_latex(b("y * log(y)"), disp)
 
 
