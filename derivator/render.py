@@ -17,11 +17,11 @@ import jinja2
 import mpmath
 import sympy as sp
 
-from .check import DIGITS
+from .check import DIGITS, MAX_DIGITS
 from .derivation import DELTA, Derivation, delta_symbol
 from .errors import VerificationError
 from .expr import symbol
-from .mpeval import NotReal, evaluate
+from .mpeval import SCALE, NotReal, evaluate, needed_digits
 from .printing import escape_md, escape_tex, format_number, tex, tex_lines, tex_name
 
 JSON_PATHS = 1000           # paths listed in JSON (path_count is always exact)
@@ -66,22 +66,39 @@ def _groupby_order(items, key):
 
 # ------------------------------------------------------------- numbers ---
 
+SHOWN_DIGITS = 12           # worked numbers show 9 digits: the point is computed to keep 12 exact
+
+
+class _Point(dict):
+    """Symbol -> value at the given point, computed at ``dps`` digits (more than 30 where the
+    values are large enough for cancellation to eat 30 digits: 1 − σ(100) is 0 at 30 digits)."""
+
+    dps = DIGITS
+
+
 def point_values(graph, at: dict) -> dict | None:
     """Every leaf and node at the point, in mpmath; None where a leaf has no value."""
     if not at or any(x not in at for x in graph.leaves):
         return None
-    with mpmath.workdps(DIGITS):
-        env = {symbol(k): mpmath.mpf(repr(float(at[k]))) for k in graph.leaves}
-        try:
-            for n in graph.nodes:
-                env[symbol(n.name)] = evaluate(n.expr, env)
-        except (NotReal, ZeroDivisionError, OverflowError, ValueError):
-            return None
-    return env
+    dps = DIGITS
+    while True:
+        with mpmath.workdps(dps):
+            env = _Point({symbol(k): mpmath.mpf(repr(float(at[k]))) for k in graph.leaves})
+            env.dps = dps
+            cache: dict = {}
+            try:
+                for n in graph.nodes:
+                    env[symbol(n.name)] = evaluate(n.expr, env, cache)
+            except (NotReal, ZeroDivisionError, OverflowError, ValueError):
+                return None
+        need = needed_digits(cache.get(SCALE, 0), SHOWN_DIGITS)
+        if need <= dps or need > MAX_DIGITS:
+            return env
+        dps = need
 
 
 def _val(expr, env) -> float:
-    with mpmath.workdps(DIGITS):
+    with mpmath.workdps(getattr(env, "dps", DIGITS)):
         try:
             return float(evaluate(expr, env))
         except (NotReal, ZeroDivisionError, OverflowError, ValueError):
@@ -303,7 +320,7 @@ def _delta_value(d: Derivation, name: str, env) -> float:
     by_edge = {(p.child, p.parent): p for p in d.partials}
     on = set(d.cone.nodes)
     delta = {d.output: mpmath.mpf(1)}
-    with mpmath.workdps(DIGITS):
+    with mpmath.workdps(getattr(env, "dps", DIGITS)):
         for a in d.accumulation:
             if a.node == d.output:
                 continue
