@@ -649,6 +649,15 @@ def build_scalar(tree: Ast) -> Parsed:
     return Parsed(expr, ast_names(tree), tree)
 
 
+def check_constants(value: sp.Expr) -> None:
+    """Refuse the constants in ``value`` that are undefined, infinite, complex or beyond floating point
+    (``log(0)`` once a node known to be 0 is put in). Raises ExpressionError."""
+    try:
+        _Builder().final_check(value)
+    except (ArithmeticError, ValueError):
+        raise ExpressionError("the expression cannot be computed") from None
+
+
 def parse_expression(text: str, *, max_length: int | None = MAX_TEXT) -> Parsed:
     """Parse one expression of a definition into sympy. Raises ExpressionError.
 

@@ -188,6 +188,66 @@ def _at(value):
     return f"equations:\n  F: a*2\nat: {{a: {value}}}\n"
 
 
+@pytest.mark.parametrize("value, words", [
+    ("'٣'", ["must be a number", "ASCII digits"]),
+    ("'３'", ["must be a number", "ASCII digits"]),
+    ("'1٠5'", ["must be a number", "ASCII digits"]),
+    ("' 12 '", ["must be a number"]),
+    ("'1_000'", ["must be a number"]),
+    ("010", ["YAML 1.1 reads as 8", "YAML 1.2 as 10"]),
+    ("-017", ["YAML 1.1 reads as -15"]),
+    ("1:01", ["YAML 1.1 reads 1:01 as 61", "base 60"]),
+    ("0x1F", ["YAML 1.1 reads 0x1F as 31", "hexadecimal"]),
+    ("0b11", ["YAML 1.1 reads 0b11 as 3", "binary"]),
+    ("1_000", ["YAML 1.1 reads 1_000 as 1000"]),
+])
+def test_item3_at_values_are_ascii_decimal_numbers(value, words, tmp_path, capsys):
+    path = tmp_path / "def.yaml"
+    path.write_text(_at(value), encoding="utf-8")
+    rc, out, err = _cli(["eval", path], capsys)
+    _one_line_error(rc, out, err, f"{path}:3:9: the value of a in `at`", *words)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("equations:\n  F: a*2\nat: {a: 1}\nlr: 0x10\n", ":4:5: `lr`"),
+    ("equations:\n  F: a*2\nat: {a: 1}\nlr: 1:30.5\n", ":4:5: `lr`"),
+    ("equations:\n  F: a*2\nat: {a: 1}\nlr: '٠.١'\n", ":4:5: `lr`"),
+    ("network:\n  inputs: 010\n  layers: [{units: 1}]\n", ":2:11: `inputs`"),
+    ("network:\n  inputs: '٣'\n  layers: [{units: 1}]\n", ":2:11: `inputs`"),
+    ("network:\n  inputs: 2\n  layers: [{units: 1_0}]\n", ":3:20: `units`"),
+    ("network:\n  inputs: 2\n  layers: [{units: 0x2}]\n", ":3:20: `units`"),
+    ("equations:\n  F: 010\n", ":2:6: the equation for F"),
+])
+def test_item3_yaml_1_1_numbers_in_lr_sizes_and_equations(text, where, tmp_path, capsys):
+    path = tmp_path / "def.yaml"
+    path.write_text(text, encoding="utf-8")
+    rc, out, err = _cli(["derive", path], capsys)
+    _one_line_error(rc, out, err, f"{path}{where}")
+
+
+def test_item3_the_documented_readings(tmp_path, capsys):
+    # what is read, and how: the text as written, in the decimal syntax of expressions
+    path = tmp_path / "def.yaml"
+    for value, expected in [("'3'", 3.0), ("1e3", 1000.0), ("+12", 12.0), (".5", 0.5), ("1.5e+3", 1500.0),
+                            ("-0.25", -0.25), ("'010'", 10.0), ("00.5", 0.5), ("010", None), ("'٣'", None),
+                            ("1:01", None), (".inf", None), ("'infinity'", None), ("0o17", None)]:
+        path.write_text(_at(value), encoding="utf-8")
+        rc, out, err = _cli(["eval", path, "--format", "json"], capsys)
+        if expected is None:
+            _one_line_error(rc, out, err, f"{path}:3:9:")
+        else:
+            assert rc == 0, err
+            assert json.loads(out)["values"]["a"] == expected
+
+
+def test_item3_python_api_numbers_are_ascii_decimals():
+    with pytest.raises(derivator.DefinitionError, match="ASCII digits"):
+        derivator.load_dict({"equations": {"F": "a*2"}, "at": {"a": "٣"}})
+    with pytest.raises(derivator.DefinitionError, match="must be a number"):
+        derivator.load_dict({"equations": {"F": "a*2"}, "lr": "1_0"})
+    assert derivator.load_dict({"equations": {"F": "a*2"}, "at": {"a": "1e-3"}}).at_dict == {"a": 0.001}
+
+
 # ------------------------------------------------ item 4: eval prints numbers, never NaN/Infinity ---
 
 def _strict_json(text):
@@ -212,10 +272,83 @@ def _debris(path):
     return [p for p in os.listdir(path) if p.startswith(".derivator-")]
 
 
+@pytest.mark.parametrize("title", ['"\\ud800"', '"a\\udc00b"', '"\\ud83d x"'])
+def test_item7_lone_surrogates_are_refused_and_leave_nothing(title, folder, capsys):
+    (folder / "bad.yaml").write_text(f"title: {title}\n" + DEF, encoding="utf-8")
+    rc, out, err = _cli(["derive", "bad.yaml", "-o", "doc.md"], capsys)
+    _one_line_error(rc, out, err, "bad.yaml:1:8", "lone surrogate")
+    assert not os.path.exists("doc.md") and _debris(folder) == []
+    # a pair of escapes (JSON's way to write 😀) is one character
+    (folder / "ok.yaml").write_text('title: "\\ud83d\\ude00"\n' + DEF, encoding="utf-8")
+    assert _cli(["derive", "ok.yaml", "-o", "doc.md"], capsys)[0] == 0
+    assert (folder / "doc.md").read_text(encoding="utf-8").startswith("# \U0001F600")
+
+
+def test_item7_non_utf8_file_names(folder, capsys):
+    name = os.fsdecode(b"\xff-net.yaml")
+    (folder / "net.yaml").rename(name)
+    for argv in (["derive", name], ["eval", name, "--format", "json"], ["compile", name], ["paths", name, "--wrt", "a"],
+                 ["derive", name, "-o", os.fsdecode(b"\xfe.md")]):
+        rc, out, err = _cli(argv, capsys)
+        assert rc == 0, (argv, err)
+    (folder / "bad.yaml").write_text("equations:\n  F: a*\n", encoding="utf-8")
+    os.rename("bad.yaml", os.fsdecode(b"\xfd.yaml"))
+    rc, out, err = _cli(["derive", os.fsdecode(b"\xfd.yaml")], capsys)
+    _one_line_error(rc, out, err, "\\xfd.yaml:2:")
+    assert _debris(folder) == []
+
+
 # ------------------------------------------------ item 10: only regular files are read ---
+
+def test_item10_a_fifo_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "net.yaml"
+    os.mkfifo(fifo)
+    rc, out, err, took = _run(["derive", fifo], timeout=15)     # it used to wait forever for a writer
+    assert rc == 2 and "FIFO" in err and err.count("\n") == 1, err
+    assert took < 10
+
+
+def test_item10_standard_input(tmp_path):
+    (tmp_path / "net.yaml").write_text(DEF, encoding="utf-8")
+    with open(tmp_path / "net.yaml", "rb") as f:          # /dev/stdin redirected from a file: that file
+        rc, out, err, _ = _run(["eval", "/dev/stdin"], stdin=f)
+    assert rc == 0 and "F = -30.0" in out, err
+    rc, out, err, _ = _run(["eval", "/dev/stdin"], stdin=subprocess.PIPE, timeout=15)    # a pipe: refused
+    assert rc == 2 and "not a regular file" in err, err
+    rc, out, err, _ = _run(["eval", "-"], stdin=subprocess.PIPE, timeout=15)
+    assert rc == 2 and "standard input is not supported" in err, err
+
+
+def test_item10_devices_and_sockets_are_refused(tmp_path, capsys):
+    rc, out, err = _cli(["derive", "/dev/null"], capsys)
+    _one_line_error(rc, out, err, "a device")
+    import socket
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "s.yaml"))
+        rc, out, err = _cli(["derive", tmp_path / "s.yaml"], capsys)
+        _one_line_error(rc, out, err, "a socket")
+    finally:
+        sock.close()
 
 
 # ------------------------------------------------ item 11: exit 2, not 1 ---
+
+
+@pytest.mark.parametrize("text, words", [
+    ("equations:\n  u: a - a\n  F: log(u)\n", [":3: in the equation for F", "u is identically 0 (u: a - a)"]),
+    ("equations:\n  u: a - a\n  v: 3*u\n  F: log(v) + b\n", ["equation for F", "v is identically 0"]),
+    ("equations:\n  F: b/u\n  u: a*0\n", [":2: in the equation for F", "u is identically 0"]),
+    ("equations:\n  u: a/a - 2\n  F: sqrt(u)*b\n", ["equation for F", "u is identically -1"]),
+])
+def test_item11_an_equation_undefined_at_every_point(text, words, tmp_path, capsys):
+    path = tmp_path / "def.yaml"
+    path.write_text(text, encoding="utf-8")
+    for command in ("derive", "eval"):
+        rc, out, err = _cli([command, path], capsys)
+        _one_line_error(rc, out, err, *words)
+    # a constant node used where it is defined is fine
+    assert derivator.derive(derivator.loads("equations:\n  u: a - a\n  F: exp(u)*b\n"), "b").verified
 
 
 # ------------------------------------------------ item 12: Ctrl-C ---
