@@ -240,6 +240,15 @@ def test_item3_the_documented_readings(tmp_path, capsys):
             assert json.loads(out)["values"]["a"] == expected
 
 
+@pytest.mark.parametrize("argv", [["--at", "a=٣"], ["--at", "a=３"], ["--at", "a=1_000"], ["--lr", "٠.1"],
+                                  ["--at", "a= 3"]])
+def test_item3_command_line_numbers_are_ascii_decimals(argv, tmp_path, capsys):
+    path = tmp_path / "def.yaml"
+    path.write_text(_at(1), encoding="utf-8")
+    rc, out, err = _cli(["eval", path, *argv], capsys)
+    _one_line_error(rc, out, err)
+
+
 def test_item3_python_api_numbers_are_ascii_decimals():
     with pytest.raises(derivator.DefinitionError, match="ASCII digits"):
         derivator.load_dict({"equations": {"F": "a*2"}, "at": {"a": "٣"}})
@@ -256,6 +265,25 @@ def _strict_json(text):
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.mark.parametrize("text, name", [
+    ("equations:\n  F: a*b\nat: {a: 1e308, b: 1}\nlr: 10\n", "b"),                 # the update overflows
+    ("equations:\n  u: exp(a)\n  F: a*b\noutput: F\nat: {a: 1000, b: 2}\n", "u"),    # a value overflows
+])
+def test_item4_eval_never_prints_non_numbers(text, name, tmp_path, capsys):
+    path = tmp_path / "def.yaml"
+    path.write_text(text, encoding="utf-8")
+    rc, out, err = _cli(["eval", path, "--format", "json"], capsys)
+    assert rc == 0, err
+    data = _strict_json(out)
+    part = "updated" if "lr" in text else "values"
+    assert data[part][name] is None
+    assert "warning" in err and name in err and "null" in err
+    rc, out, err = _cli(["eval", path], capsys)
+    assert rc == 0, err
+    assert "nan" not in out and "inf" not in out.replace("not finite", "")
+    assert f"{name} = not finite" in out
+
+
 # ------------------------------------------------ items 5, 6, 7: -o never loses data ---
 
 DEF = "equations:\n  u: a*b\n  F: 5*u\nat: {a: 2, b: -3}\n"
@@ -270,6 +298,63 @@ def folder(tmp_path, monkeypatch):
 
 def _debris(path):
     return [p for p in os.listdir(path) if p.startswith(".derivator-")]
+
+
+@pytest.mark.parametrize("command", ["derive", "compile"])
+@pytest.mark.parametrize("spelling", ["net.yaml", "./net.yaml", "../{dir}/net.yaml", "{abs}", "link.yaml",
+                                      "hard.yaml"])
+def test_item5_output_is_never_the_input(command, spelling, folder, capsys):
+    os.symlink("net.yaml", "link.yaml")
+    os.link("net.yaml", "hard.yaml")
+    target = spelling.format(dir=folder.name, abs=folder / "net.yaml")
+    rc, out, err = _cli([command, "net.yaml", "-o", target], capsys)
+    _one_line_error(rc, out, err, "is the input definition")
+    assert (folder / "net.yaml").read_text(encoding="utf-8") == DEF
+    assert os.path.islink("link.yaml") and _debris(folder) == []
+
+
+def test_item6_modes_are_kept_or_come_from_the_umask(folder, capsys):
+    (folder / "doc.md").write_text("old", encoding="utf-8")
+    os.chmod("doc.md", 0o640)
+    assert _cli(["derive", "net.yaml", "-o", "doc.md"], capsys)[0] == 0
+    assert os.stat("doc.md").st_mode & 0o777 == 0o640 and "old" not in (folder / "doc.md").read_text()
+    old = os.umask(0o027)
+    try:
+        assert _cli(["derive", "net.yaml", "-o", "new.md"], capsys)[0] == 0
+    finally:
+        os.umask(old)
+    assert os.stat("new.md").st_mode & 0o777 == 0o640
+    assert _cli(["compile", "net.yaml", "-o", "grad.py"], capsys)[0] == 0
+    assert os.stat("grad.py").st_mode & 0o777 == 0o666 & ~old
+
+
+def test_item6_read_only_files_and_folders_are_not_replaced(folder, capsys):
+    (folder / "ro.md").write_text("keep", encoding="utf-8")
+    os.chmod("ro.md", 0o444)
+    rc, out, err = _cli(["derive", "net.yaml", "-o", "ro.md"], capsys)
+    _one_line_error(rc, out, err, "ro.md", "read-only")
+    assert (folder / "ro.md").read_text() == "keep"
+    os.mkdir("ro")
+    os.chmod("ro", 0o555)
+    try:
+        rc, out, err = _cli(["derive", "net.yaml", "-o", "ro/doc.md"], capsys)
+        _one_line_error(rc, out, err, "read-only")
+        assert os.listdir("ro") == []
+    finally:
+        os.chmod("ro", 0o755)
+
+
+def test_item6_a_symlink_is_written_through(folder, capsys):
+    (folder / "real.md").write_text("old", encoding="utf-8")
+    os.chmod("real.md", 0o604)
+    os.symlink("real.md", "doc.md")
+    assert _cli(["derive", "net.yaml", "-o", "doc.md"], capsys)[0] == 0
+    assert os.path.islink("doc.md") and os.readlink("doc.md") == "real.md"
+    assert (folder / "real.md").read_text().startswith("# ") and os.stat("real.md").st_mode & 0o777 == 0o604
+    os.symlink("loop2", "loop1")
+    os.symlink("loop1", "loop2")
+    rc, out, err = _cli(["derive", "net.yaml", "-o", "loop1"], capsys)
+    _one_line_error(rc, out, err, "loop1")
 
 
 @pytest.mark.parametrize("title", ['"\\ud800"', '"a\\udc00b"', '"\\ud83d x"'])
@@ -296,6 +381,22 @@ def test_item7_non_utf8_file_names(folder, capsys):
     rc, out, err = _cli(["derive", os.fsdecode(b"\xfd.yaml")], capsys)
     _one_line_error(rc, out, err, "\\xfd.yaml:2:")
     assert _debris(folder) == []
+
+
+def test_item7_a_failed_or_interrupted_write_leaves_no_temporary_file(folder, capsys, monkeypatch):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", interrupt)          # Ctrl-C between writing and renaming
+    rc, out, err = _cli(["derive", "net.yaml", "-o", "doc.md"], capsys)
+    assert rc == 130 and err.count("\n") <= 1, err
+    assert _debris(folder) == [] and not os.path.exists("doc.md")
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", fail)
+    rc, out, err = _cli(["derive", "net.yaml", "-o", "doc.md"], capsys)
+    _one_line_error(rc, out, err, "No space left")
+    assert _debris(folder) == [] and not os.path.exists("doc.md")
 
 
 # ------------------------------------------------ item 10: only regular files are read ---
@@ -334,6 +435,25 @@ def test_item10_devices_and_sockets_are_refused(tmp_path, capsys):
 
 # ------------------------------------------------ item 11: exit 2, not 1 ---
 
+def test_item11_standard_output_that_cannot_be_written(tmp_path):
+    with open("/dev/full", "wb") as full:
+        for args in (["derive", "seed_warmup"], ["eval", "colah"], ["examples"]):
+            p = subprocess.run([sys.executable, "-m", "derivator", *args], stdout=full, stderr=subprocess.PIPE,
+                               timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+            err = p.stderr.decode()
+            assert p.returncode == 2, err
+            assert err.count("\n") == 1 and "No space left on device" in err, err
+
+
+def test_item11_path_counts_out_of_range(capsys):
+    for argv in (["derive", "colah", "--max-paths", "99999999999999999999"],
+                 ["derive", "colah", "--max-paths", "0"], ["derive", "colah", "--max-paths", "-5"],
+                 ["derive", "colah", "--max-paths", "1e3"],
+                 ["paths", "colah", "--wrt", "a", "--limit", "99999999999999999999"],
+                 ["paths", "colah", "--wrt", "a", "--limit", "-1"]):
+        rc, out, err = _cli(argv, capsys)
+        _one_line_error(rc, out, err, argv[-2])
+
 
 @pytest.mark.parametrize("text, words", [
     ("equations:\n  u: a - a\n  F: log(u)\n", [":3: in the equation for F", "u is identically 0 (u: a - a)"]),
@@ -351,7 +471,80 @@ def test_item11_an_equation_undefined_at_every_point(text, words, tmp_path, caps
     assert derivator.derive(derivator.loads("equations:\n  u: a - a\n  F: exp(u)*b\n"), "b").verified
 
 
+def test_item11_template_errors_name_the_template_and_line(folder, capsys):
+    os.mkdir("tpl")
+    cases = {"{% if %}\n": "derivation.md.j2:1", "line\n{{ 1/0 }}\n": "derivation.md.j2:2",
+             '{% extends "derivator/derivation.md.j2" %}\n{% block intro %}\n{{ nothere.x }}\n{% endblock %}\n':
+             "derivation.md.j2:3",
+             "a\n{% include 'nope.j2' %}\n": "derivation.md.j2:2"}
+    for text, where in cases.items():
+        (folder / "tpl" / "derivation.md.j2").write_text(text, encoding="utf-8")
+        rc, out, err = _cli(["derive", "net.yaml", "--templates", "tpl", "-o", "doc.md"], capsys)
+        _one_line_error(rc, out, err, where, "error in a template")
+        assert not os.path.exists("doc.md") and _debris(folder) == []
+    for bad in ("/nonexistent", "net.yaml"):
+        rc, out, err = _cli(["derive", "net.yaml", "--templates", bad], capsys)
+        _one_line_error(rc, out, err, "--templates")
+
+
+def test_item11_a_folder_that_cannot_be_written(folder, capsys):
+    os.mkdir("locked")
+    os.chmod("locked", 0o500)
+    try:
+        for command in ("derive", "compile"):
+            rc, out, err = _cli([command, "net.yaml", "-o", "locked/out.txt"], capsys)
+            _one_line_error(rc, out, err, "locked")
+    finally:
+        os.chmod("locked", 0o755)
+    assert os.listdir("locked") == []
+
+
+def test_item8_a_definition_that_cannot_be_checked_is_exit_2(tmp_path, capsys):
+    # values beyond the range of the check at every point, in a graph too large to compose in the
+    # leaves (checked forward, where no algebra can stand in): nothing is written, exit 2, not 1
+    lines = ["  u1: exp(a)"] + [f"  u{i}: exp(u{i - 1})" for i in range(2, 8)] + ["  v0: u7*b"] + \
+        [f"  v{i}: v{i - 1}*c + b" for i in range(1, 40)]
+    path = tmp_path / "def.yaml"
+    path.write_text("equations:\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with _Deadline(20):
+        rc, out, err = _cli(["derive", path, "--wrt", "b", "-o", tmp_path / "doc.md"], capsys)
+    _one_line_error(rc, out, err, "nothing was written", "could not be checked", "2^16384")
+    assert not os.path.exists(tmp_path / "doc.md")
+
+
 # ------------------------------------------------ item 12: Ctrl-C ---
+
+def test_item12_the_command_line_imports_no_heavy_module_before_main():
+    code = "import sys, derivator.cli; print(sorted(m for m in ('sympy', 'numpy', 'mpmath', 'jinja2', 'yaml') " \
+           "if m in sys.modules))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
+    # and the API works as before through the light package (names load on first use)
+    code = ("import derivator\nfrom derivator.graph import build_graph\n"
+            "d = derivator.load('colah')\nassert callable(derivator.graph) and derivator.graph(d).output == 'e'\n"
+            "assert derivator.derive(d, 'b').verified and 'seed_warmup' in derivator.examples()\n"
+            "assert derivator.compile(d)(a=2.0, b=1.0).gradient['b'] == 5.0\n"
+            "assert set(derivator.__all__) <= set(dir(derivator))\nprint('ok')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.stdout.strip() == "ok", p.stderr
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.9])
+def test_item12_ctrl_c_at_any_moment_is_one_line_and_130(delay):
+    import signal
+    # the console script's own code: `from derivator.cli import main; sys.exit(main())`
+    p = subprocess.Popen([sys.executable, "-c", "import sys; from derivator.cli import main; sys.exit(main())",
+                          "derive", "seed_network", "--format", "json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT))
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    if p.returncode == 0:          # finished before the signal (a fast machine)
+        return
+    assert p.returncode == 130, err.decode()
+    assert len(err.decode().splitlines()) <= 1 and b"Traceback" not in err, err.decode()
 
 
 # ------------------------------------------------ also: the nesting limit counts a call once ---
