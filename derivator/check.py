@@ -122,6 +122,7 @@ class Points:
 
     def __init__(self, graph, at: dict | None = None, count: int = POINTS):
         self.graph = graph
+        self.size = len(graph.nodes)
         self.leaves: list[dict] = []      # per point: symbol -> exact value (a float, or the text of `at`)
         self.envs: list[dict] = []
         self._caches: list[dict] = []
@@ -155,15 +156,18 @@ class Points:
         self._caches.append(cache)
 
     def _build(self, leaves: dict, dps: int) -> tuple[dict, dict]:
+        """The point's values at ``dps`` digits, and a cache that holds (only) their scale."""
+        scale = 0
         with mpmath.workdps(dps):
             env = {s: mpmath.mpf(v) for s, v in leaves.items()}
-            cache: dict = {}
             for n in self.graph.nodes:
+                cache: dict = {}
                 v = evaluate(n.expr, env, cache)
                 if not mpmath.isfinite(v):
                     raise NotReal(n.name)
                 env[symbol(n.name)] = v
-        return env, cache
+                scale = max(scale, cache[SCALE])
+        return env, {SCALE: scale}
 
     def env_at(self, k: int, dps: int) -> tuple[dict, dict]:
         """Point ``k`` at ``dps`` digits: its values and its evaluation cache."""
@@ -317,7 +321,7 @@ def compare(points, values) -> Tally:
     """``values(k, dps) -> (a, b, scale)`` compared at every point of ``points`` (stops at a difference)."""
     t = Tally(points)
     for k in range(len(points.envs)):
-        ops = len(points.caches[k])
+        ops = len(points.caches[k]) + points.size        # values computed at the point: its cost per digit
         verdict, digits, info = settle(lambda dps, k=k: values(k, dps), ops)
         t.add(k, verdict, digits, info)
         if t.differ:
@@ -365,6 +369,7 @@ class _Envs:
 
     has_at = False
     at_note = None
+    size = 0
 
     def __init__(self, envs):
         self.envs = envs

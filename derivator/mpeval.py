@@ -50,8 +50,20 @@ def _mag(x) -> int:
     return 0 if not x else int(mpmath.mag(x))
 
 
+def _finite_mag(x):
+    """About log2 |x| for a finite, non-zero mpf (its exponent + bit count), else None: fast, no mpmath call."""
+    m = getattr(x, "_mpf_", None)
+    if m is None or not m[1]:          # not an mpf, or 0, ±inf, nan (their mantissa is 0)
+        return None
+    return m[2] + m[3]
+
+
+_EXP_LIMIT = MAX_BITS / _LOG2E
+
+
 def _exp(x):
-    if x > MAX_BITS / _LOG2E:
+    m = _finite_mag(x)
+    if m is not None and m > 13 and x > _EXP_LIMIT:      # |x| < 2**13 is always within the range
         raise OutOfRange(f"exp({mpmath.nstr(x, 6)})")
     return mpmath.exp(x)
 
@@ -151,18 +163,23 @@ def evaluate(expr: sp.Expr, env: dict, cache: dict | None = None):
             if f is None:
                 raise NotImplementedError(f"cannot evaluate {type(e).__name__}")
             args = [ev(a) for a in e.args]
-            if isinstance(e, _EXPONENTIAL) and args[0] and mpmath.isfinite(args[0]):
-                scale = max(scale, int(abs(args[0]) * _LOG2E) if _mag(args[0]) < 64 else 1 << 62)
+            if isinstance(e, _EXPONENTIAL):
+                m = _finite_mag(args[0])
+                if m is not None:       # e**|x| has about 1.44|x| bits (below 2**5, an upper bound: 46)
+                    bits = 46 if m < 5 else int(abs(float(args[0])) * _LOG2E) if m < 64 else 1 << 62
+                    if bits > scale:
+                        scale = bits
             v = f(*args)
         if isinstance(v, mpmath.mpc):
             if v.imag != 0:
                 raise NotReal(str(e))
             v = v.real
-        if v and mpmath.isfinite(v):
-            m = _mag(v)
+        m = _finite_mag(v)
+        if m is not None:
             if m > MAX_BITS:
                 raise OutOfRange(str(e)[:80])
-            scale = max(scale, abs(m))
+            if m > scale or -m > scale:
+                scale = abs(m)
         cache[e] = v
         return v
 

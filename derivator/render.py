@@ -85,13 +85,15 @@ def point_values(graph, at: dict) -> dict | None:
         with mpmath.workdps(dps):
             env = _Point({symbol(k): mpmath.mpf(repr(float(at[k]))) for k in graph.leaves})
             env.dps = dps
-            cache: dict = {}
+            scale = 0
             try:
                 for n in graph.nodes:
+                    cache: dict = {}
                     env[symbol(n.name)] = evaluate(n.expr, env, cache)
+                    scale = max(scale, cache[SCALE])
             except (NotReal, ZeroDivisionError, OverflowError, ValueError):
                 return None
-        need = needed_digits(cache.get(SCALE, 0), SHOWN_DIGITS)
+        need = needed_digits(scale, SHOWN_DIGITS)
         if need <= dps or need > MAX_DIGITS:
             return env
         dps = need
