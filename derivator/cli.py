@@ -323,11 +323,17 @@ def cmd_derive(a) -> int:
 
 
 def _number(text: str, what: str) -> float:
+    """A finite number from the command line (``--at``, ``--lr``), read as ``spec.read_number`` reads."""
     from .spec import NumberError, read_number
     try:
-        return float(read_number(text))
+        v = float(read_number(text))
     except NumberError as e:
         raise UsageError(f"{what} {e.message}", hint=e.hint) from None
+    except OverflowError:           # a whole number of hundreds of digits
+        v = math.inf
+    if not math.isfinite(v):
+        raise UsageError(f"{what} must be a finite number, got {short_number(text)}")
+    return v
 
 
 def _finite(v) -> float | None:

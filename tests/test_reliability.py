@@ -247,6 +247,9 @@ def test_item3_command_line_numbers_are_ascii_decimals(argv, tmp_path, capsys):
     path.write_text(_at(1), encoding="utf-8")
     rc, out, err = _cli(["eval", path, *argv], capsys)
     _one_line_error(rc, out, err)
+    for bad in (["--at", "a=1e400"], ["--at", "a=" + "9" * 400], ["--lr", "1e999"], ["--lr", "nan"]):
+        rc, out, err = _cli(["eval", path, *bad], capsys)
+        _one_line_error(rc, out, err, "must be a finite number")
 
 
 def test_item3_python_api_numbers_are_ascii_decimals():
