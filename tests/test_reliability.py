@@ -534,7 +534,7 @@ def test_item12_the_command_line_imports_no_heavy_module_before_main():
     assert p.stdout.strip() == "ok", p.stderr
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.9])
+@pytest.mark.parametrize("delay", [0.25, 0.6])
 def test_item12_ctrl_c_at_any_moment_is_one_line_and_130(delay):
     import signal
     # the console script's own code: `from derivator.cli import main; sys.exit(main())`
@@ -546,7 +546,9 @@ def test_item12_ctrl_c_at_any_moment_is_one_line_and_130(delay):
     out, err = p.communicate(timeout=60)
     if p.returncode == 0:          # finished before the signal (a fast machine)
         return
-    assert p.returncode == 130, err.decode()
+    # 130; or, when the signal comes while Python is already shutting down, killed by SIGINT
+    # (a shell shows that as 130 too), with nothing printed
+    assert p.returncode in (130, -signal.SIGINT), (p.returncode, err.decode())
     assert len(err.decode().splitlines()) <= 1 and b"Traceback" not in err, err.decode()
 
 
