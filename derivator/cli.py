@@ -3,8 +3,16 @@
 Exit status: 0 success; 2 bad input or usage (one line on standard error
 naming the file, the line and the problem); 1 an internal failure or a
 derivation that did not pass its checks; 3 (``check`` only) some claimed
-derivative is wrong. Output files are written
-atomically (a temporary file in the same folder, then a rename).
+derivative is wrong; 130 interrupted (Ctrl-C).
+
+Output files (``-o``) are written atomically: a temporary file in the same
+folder, then a rename, and never over the input, over a read-only file or
+into a read-only folder; through a symbolic link, the file it points to is
+written (the link stays). A new file gets the mode the umask gives, a
+replaced one keeps its own.
+
+This module imports only the standard library at first: sympy and NumPy
+are imported inside ``main``, so that Ctrl-C at any moment exits quietly.
 """
 from __future__ import annotations
 
@@ -12,22 +20,39 @@ import argparse
 import json
 import math
 import os
+import stat
 import sys
-import tempfile
 
-from . import api
 from .errors import DerivatorError, InputError, UsageError, VerificationError
 
 VIEWS = ("scalar", "layer")
 VIEW_HELP = ("scalar (one number per node) or layer (vectors and matrices); default: layer for `shapes` "
              "definitions and networks of more than 40 parameters, else scalar")
+MAX_LISTED_PATHS = 100_000     # --max-paths and --limit: paths listed in one document or answer
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse's own convention)
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"derivator: error: {message}\n")
+    def error(self, message):  # one line, exit 2 (argparse's own status)
+        sys.stderr.write(f"derivator: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
+
+
+def _count(low: int):
+    """An argparse type: a whole number from ``low`` to MAX_LISTED_PATHS, in ASCII digits."""
+    def convert(text: str) -> int:
+        t = text.strip()
+        if not t.lstrip("+-").isascii() or not t.lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
+        n = int(t)
+        if not low <= n <= MAX_LISTED_PATHS:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {MAX_LISTED_PATHS}, got {short_number(t)}")
+        return n
+    convert.__name__ = "count"
+    return convert
+
+
+def short_number(text: str) -> str:
+    return text if len(text) <= 24 else text[:20] + f"…({len(text)} digits)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("md", "tex", "json"), default="md", help="output format (default: md)")
     d.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     d.add_argument("--fragment", action="store_true", help="with --format tex: a fragment for \\input, not a whole document")
-    d.add_argument("--max-paths", type=int, default=16, metavar="N", help="list at most N paths in documents (default 16)")
+    d.add_argument("--max-paths", type=_count(1), default=16, metavar="N",
+                   help=f"list at most N paths in documents (default 16, at most {MAX_LISTED_PATHS})")
     d.add_argument("--templates", metavar="DIR", help="a folder of templates that override the shipped ones")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     d.add_argument("--view", choices=VIEWS, help=VIEW_HELP)
@@ -61,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("file", metavar="FILE")
     pa.add_argument("--wrt", required=True, metavar="NAME")
     pa.add_argument("--format", choices=("text", "json"), default="text")
-    pa.add_argument("--limit", type=int, default=1000, metavar="N", help="list at most N paths (default 1000)")
+    pa.add_argument("--limit", type=_count(0), default=1000, metavar="N",
+                    help=f"list at most N paths (default 1000, at most {MAX_LISTED_PATHS})")
     pa.add_argument("--view", choices=VIEWS, help="scalar (the default: routes through scalar nodes) or layer "
                                                    "(routes through vectors and matrices)")
 
@@ -91,34 +118,139 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_output(text: str, path: str | None) -> None:
-    """Standard output, or PATH written atomically."""
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _read_only(path: str, st: os.stat_result) -> bool:
+    """True for what the user could not write: no permission, or no write bit at all (chmod a-w)."""
+    return not os.access(path, os.W_OK) or not st.st_mode & 0o222
+
+
+def output_target(path: str | None, inputs=()) -> str | None:
+    """Where ``-o PATH`` writes (a symbolic link: the file it points to), or ``UsageError`` why not.
+
+    Checked before any work is done, and again just before writing. Refused:
+    a missing folder, a folder, the input itself (same file by ``os.stat``
+    identity: also through a link, a hard link or another spelling of the
+    path), a read-only file, a read-only folder."""
     if not path:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"the folder {folder} does not exist", source=path, hint="create it first, or choose another -o")
-    if os.path.isdir(path):
+        return None
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:       # a loop of links, a name too long, …
+        raise UsageError(f"cannot write: {e.strerror}", source=path) from None
+    if st is None and not os.path.isdir(folder):
+        raise UsageError(f"the folder {folder} does not exist", source=path,
+                         hint="create it first, or choose another -o")
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise UsageError("is a folder", source=path, hint="give a file name to -o")
-    if os.path.exists(path) and not os.path.isfile(path):
-        # a device or a pipe (/dev/null, /dev/stdout): write to it, never rename over it
+    for name in inputs:
         try:
-            with open(path, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+            if st is not None and _same_file(st, os.stat(name)):
+                raise UsageError(f"is the input definition {name}: writing would replace it", source=path,
+                                 hint="choose another -o")
+        except OSError:
+            pass
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return target          # a device or a pipe (/dev/null, /dev/stdout): written to, never renamed over
+    if st is not None and _read_only(target, st):
+        raise UsageError("is read-only: derivator does not replace it", source=path,
+                         hint="make it writable first, or choose another -o")
+    try:
+        fst = os.stat(folder)
+    except OSError as e:
+        raise UsageError(f"cannot write into the folder {folder}: {e.strerror}", source=path) from None
+    if not os.access(folder, os.W_OK | os.X_OK) or not fst.st_mode & 0o222:
+        raise UsageError(f"cannot write into the folder {folder}: it is read-only", source=path,
+                         hint="choose another -o")
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _encode(text: str, where: str | None) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise UsageError(f"the output holds a character that UTF-8 cannot encode ({text[e.start]!r}: "
+                         "a lone surrogate?)", source=where, hint="remove it from the definition or template") from None
+
+
+def _write_stdout(text: str) -> None:
+    data = _encode(text, None)
+    try:
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:
+            sys.stdout.flush()
+            buffer.write(data)
+            buffer.flush()
+        else:                                     # a text stream (io.StringIO in a test)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise
+    except OSError as e:
+        _silence_stdout()
+        raise UsageError(f"cannot write to standard output: {e.strerror or e}") from None
+
+
+def _silence_stdout() -> None:
+    """After a failed write, point standard output at /dev/null: the flush at exit must not fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):      # io.UnsupportedOperation is both
+        pass
+
+
+def write_output(text: str, path: str | None, inputs=()) -> None:
+    """Standard output, or PATH written atomically (see ``output_target``); nothing is left behind."""
+    target = output_target(path, inputs)
+    if target is None:
+        _write_stdout(text)
+        return
+    data = _encode(text, path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        try:
+            with open(target, "wb") as f:
+                f.write(data)
         except OSError as e:
             raise UsageError(f"cannot write: {e.strerror}", source=path) from None
         return
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".derivator-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".derivator-", suffix=".tmp")
     except OSError as e:
-        if os.path.exists(tmp):
+        raise UsageError(f"cannot write into the folder {folder}: {e.strerror}", source=path) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException as e:        # an error, or Ctrl-C: no temporary file stays behind
+        try:
             os.unlink(tmp)
-        raise UsageError(f"cannot write: {e.strerror}", source=path) from None
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise UsageError(f"cannot write: {e.strerror}", source=path) from None
+        raise
 
 
 def _progress(quiet: bool, total: int):
@@ -134,10 +266,54 @@ def _progress(quiet: bool, total: int):
     return step, bar
 
 
+def _inputs(a) -> tuple[str, ...]:
+    """The input file of a command, where it is a file (not a shipped example's name)."""
+    return (a.file,) if os.path.exists(a.file) else ()
+
+
+def _templates(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if not os.path.isdir(path):
+        what = "is not a folder" if os.path.exists(path) else "no such folder"
+        raise UsageError(f"--templates {path}: {what}", hint="give a folder of .j2 templates")
+    return path
+
+
+def _template_error(e: Exception, folder: str) -> UsageError | None:
+    """A jinja2 error (or any error raised inside a template) located in the user's template folder."""
+    import traceback
+
+    import jinja2
+    where = None
+    if isinstance(e, jinja2.TemplateSyntaxError) and e.filename:
+        where = (e.filename, e.lineno)
+    else:
+        root = os.path.realpath(folder) + os.sep
+        for frame in traceback.extract_tb(e.__traceback__):
+            if frame.filename and os.path.realpath(frame.filename).startswith(root):
+                where = (frame.filename, frame.lineno)
+    if where is None and not isinstance(e, jinja2.TemplateError):
+        return None
+    message = getattr(e, "message", None) or str(e) or type(e).__name__
+    if isinstance(e, jinja2.TemplateNotFound):
+        message = f"template {e.name!r} not found"
+    if where is None:
+        return UsageError(f"error in a template: {message}", source=folder)
+    return UsageError(f"error in a template: {message}", source=where[0], line=where[1])
+
+
+def _unchecked(ders) -> bool:
+    """Every failed check of these derivations is one that could not be made (no usable point)."""
+    failed = [c for x in ders for c in [p.check for p in getattr(x, "partials", ())] + [x.check] if not c.passed]
+    return bool(failed) and all(c.method == "unchecked" for c in failed)
+
+
 def cmd_derive(a) -> int:
+    from . import api
+    output_target(a.output, _inputs(a))
+    templates = _templates(a.templates)
     d = api.load(a.file)
-    if a.max_paths < 1:
-        raise UsageError("--max-paths must be at least 1")
     view = api.view_of(d, a.view)
     if view == "layer" and a.format != "json":
         api.layer_names(d, a.wrt or d.layer_wrt)       # a wrong name is the first thing to report
@@ -150,6 +326,10 @@ def cmd_derive(a) -> int:
         if bar is not None:
             bar.close()
     bad = [f for x in ders for f in x.failures]
+    if bad and _unchecked(ders):
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UsageError(f"nothing was written: {bad[0]}{more}", source=d.source,
+                         hint="give every leaf a value in `at:` where the values are moderate")
     if bad:
         raise VerificationError("the derivation did not pass its checks; nothing was written:\n  " + "\n  ".join(bad))
     if a.format == "json":
@@ -158,22 +338,41 @@ def cmd_derive(a) -> int:
         text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
     else:
         from .render import render
-        text = render(ders, a.format, fragment=a.fragment, template_path=a.templates)
-    write_output(text, a.output)
+        try:
+            text = render(ders, a.format, fragment=a.fragment, template_path=templates)
+        except DerivatorError:
+            raise
+        except Exception as e:
+            err = _template_error(e, templates) if templates else None
+            if err is None:
+                raise
+            raise err from None
+    write_output(text, a.output, _inputs(a))
     return 0
 
 
 def _number(text: str, what: str) -> float:
+    """A finite number from the command line (``--at``, ``--lr``), read as ``spec.read_number`` reads."""
+    from .spec import NumberError, read_number
     try:
-        v = float(text)
-    except ValueError:
-        raise UsageError(f"{what} must be a number, got {text!r}") from None
+        v = float(read_number(text))
+    except NumberError as e:
+        raise UsageError(f"{what} {e.message}", hint=e.hint) from None
+    except OverflowError:           # a whole number of hundreds of digits
+        v = math.inf
     if not math.isfinite(v):
-        raise UsageError(f"{what} must be a finite number, got {text!r}")
+        raise UsageError(f"{what} must be a finite number, got {short_number(text)}")
     return v
 
 
+def _finite(v) -> float | None:
+    """A JSON number, or None (null) for what float64 cannot hold: JSON has no NaN or Infinity."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
 def evaluate(d, overrides: dict, lr: float | None) -> dict:
+    from . import api
     at = d.at_dict
     at.update(overrides)
     g = api.graph(d)
@@ -191,25 +390,19 @@ def evaluate(d, overrides: dict, lr: float | None) -> dict:
     import numpy as np
     with np.errstate(all="ignore"):          # non-finite results are reported below, once
         out = grad(**{x: at[x] for x in g.leaves})
-    def num(v):
-        v = float(v)
-        return v if math.isfinite(v) else None
-
-    result = {"output": d.output, "value": float(out.value),
-              "values": {k: num(v) for k, v in out.values.items()},
-              "gradient": {k: float(v) for k, v in out.gradient.items()},
-              "adjoints": {k: num(v) for k, v in out.adjoints.items()}}
-    bad = [k for k, v in [(d.output, result["value"])] + list(result["gradient"].items()) if not math.isfinite(v)]
+    result = {"output": d.output, "value": _finite(out.value),
+              "values": {k: _finite(v) for k, v in out.values.items()},
+              "gradient": {k: _finite(v) for k, v in out.gradient.items()},
+              "adjoints": {k: _finite(v) for k, v in out.adjoints.items()}}
+    bad = [k for k, v in [(d.output, result["value"])] + list(result["gradient"].items()) if v is None]
     if bad:
         raise UsageError("the output or its gradient is not finite at this point: " + ", ".join(bad[:8]),
                          source=d.source, hint="check the inputs (log of a non-positive number? division by zero?)")
-    over = [k for k, v in list(result["values"].items()) + list(result["adjoints"].items()) if v is None]
-    if over:
-        sys.stderr.write("derivator: warning: not finite in float64 at this point (shown as null): "
-                         + ", ".join(dict.fromkeys(over)) + "\n")
     rate = lr if lr is not None else d.lr
     if rate is not None:
-        result["updated"] = {k: at[k] - rate * v for k, v in result["gradient"].items() if k in at}
+        with np.errstate(all="ignore"):
+            result["updated"] = {k: _finite(np.float64(at[k]) - np.float64(rate) * np.float64(v))
+                                 for k, v in result["gradient"].items() if k in at}
     return result
 
 
@@ -235,6 +428,7 @@ def _layer_value(text: str, what: str):
 
 
 def evaluate_layer(d, overrides: dict, lr: float | None) -> dict:
+    from . import api
     from .layer_eval import evaluate_point
     from .layer_graph import indices
     ws = api.layer_workspace(d)
@@ -263,7 +457,20 @@ def evaluate_layer(d, overrides: dict, lr: float | None) -> dict:
     return evaluate_point(d, ws, at, lr)
 
 
+def _not_finite(result: dict) -> list[str]:
+    """The names whose value, adjoint or update float64 cannot hold (printed as null / `not finite`)."""
+    def holds_none(v):
+        return v is None or (isinstance(v, list) and any(holds_none(x) for x in v))
+    over = [k for part in ("values", "adjoints", "updated") for k, v in result.get(part, {}).items() if holds_none(v)]
+    return list(dict.fromkeys(over))
+
+
+def _text_number(v) -> str:
+    return "not finite (beyond float64)" if v is None else repr(v)
+
+
 def cmd_eval(a) -> int:
+    from . import api
     d = api.load(a.file)
     view = api.view_of(d, a.view)
     overrides = {}
@@ -275,10 +482,15 @@ def cmd_eval(a) -> int:
                                    else _number(value, f"--at {name.strip()}"))
     lr = _number(a.lr, "--lr") if a.lr is not None else None
     r = evaluate_layer(d, overrides, lr) if view == "layer" else evaluate(d, overrides, lr)
+    over = _not_finite(r)
+    if over:
+        shown = "null" if a.format == "json" else "'not finite'"
+        sys.stderr.write(f"derivator: warning: not finite in float64 at this point (shown as {shown}): "
+                         + ", ".join(over) + "\n")
     if a.format == "json":
-        text = json.dumps(r, indent=1) + "\n"
+        text = json.dumps(r, indent=1, allow_nan=False) + "\n"
     else:
-        lines = [f"{r['output']} = {r['value']!r}", "", "values:"]
+        lines = [_shown(f"{r['output']} = ", r["value"]), "", "values:"]
         lines += [_shown(f"  {k} = ", v) for k, v in r["values"].items()]
         lines += ["", f"gradient (d{r['output']}/dNAME):"] + [_shown(f"  {k}: ", v) for k, v in r["gradient"].items()]
         lines += ["", "adjoints:"] + [_shown(f"  {k}: ", v) for k, v in r["adjoints"].items()]
@@ -290,11 +502,13 @@ def cmd_eval(a) -> int:
 
 
 def _shown(label: str, v) -> str:
-    """A number as repr; a vector or matrix (the layer view) as NumPy prints it, summarised when large."""
+    """A number as repr; a vector or matrix (the layer view) as NumPy prints it, summarised when large;
+    what float64 cannot hold (null in the JSON) as `not finite`."""
     if not isinstance(v, list):
-        return f"{label}{v!r}"
+        return f"{label}{_text_number(v)}"
     import numpy as np
-    arr = np.array(v, dtype=float)
+    arr = np.array([[math.nan if x is None else x for x in row] if isinstance(row, list) else
+                    (math.nan if row is None else row) for row in v], dtype=float)
     text = np.array2string(arr, threshold=60, precision=9, separator=", ", prefix=label)
     return f"{label}{text}  (shape {list(arr.shape)})"
 
@@ -302,6 +516,7 @@ def _shown(label: str, v) -> str:
 def cmd_paths(a) -> int:
     from itertools import islice
 
+    from . import api
     from .paths import count_paths, iter_paths
     d = api.load(a.file)
     if a.view is not None and api.view_of(d, a.view) == "layer":     # paths: the scalar view unless asked
@@ -315,7 +530,7 @@ def cmd_paths(a) -> int:
         g = api.graph(d)
         target, tail = name, []
     n = count_paths(g, target)
-    paths = [list(p) + tail for p in islice(iter_paths(g, target), max(a.limit, 0))]
+    paths = [list(p) + tail for p in islice(iter_paths(g, target), a.limit)]
     if a.format == "json":
         text = json.dumps({"output": d.output, "wrt": name, "path_count": n, "paths": paths}, indent=1) + "\n"
     else:
@@ -327,13 +542,17 @@ def cmd_paths(a) -> int:
 
 
 def cmd_compile(a) -> int:
+    from . import api
+    output_target(a.output, _inputs(a))
     d = api.load(a.file)
-    write_output(api.compile(d, a.wrt, view=a.view).source, a.output)
+    write_output(api.compile(d, a.wrt, view=a.view).source, a.output, _inputs(a))
     return 0
 
 
 def cmd_check(a) -> int:
-    from . import verdict
+    from . import api, verdict
+    output_target(a.output, _inputs(a))
+    templates = _templates(a.templates)
     d = api.load(a.file)
     if a.claim:
         if len(a.claim) != len(a.wrt):
@@ -354,25 +573,39 @@ def cmd_check(a) -> int:
         text = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
     else:
         from .feedback import render_report
-        text = render_report(report, a.format, template_path=a.templates)
-    write_output(text, a.output)
+        try:
+            text = render_report(report, a.format, template_path=templates)
+        except DerivatorError:
+            raise
+        except Exception as e:
+            err = _template_error(e, templates) if templates else None
+            if err is None:
+                raise
+            raise err from None
+    write_output(text, a.output, _inputs(a))
     return 0 if report.all_correct else 3
 
 
 def cmd_examples(a) -> int:
-    from .spec import examples, loads, example_text
+    from .spec import example_text, examples, loads
+    lines = []
     for name in examples():
         d = loads(example_text(name), source=name)
-        write_output(f"{name:28} {d.title or ''}\n", None)
+        lines.append(f"{name:28} {d.title or ''}\n")
+    write_output("".join(lines), None)
     return 0
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    handler = {"derive": cmd_derive, "eval": cmd_eval, "paths": cmd_paths, "compile": cmd_compile,
-               "check": cmd_check, "examples": cmd_examples}[args.command]
+    """The console script: parse, run, and turn every outcome into an exit status and at most one line."""
     try:
+        args = _parser().parse_args(argv)
+        handler = {"derive": cmd_derive, "eval": cmd_eval, "paths": cmd_paths, "compile": cmd_compile,
+                   "check": cmd_check, "examples": cmd_examples}[args.command]
         return handler(args)
+    except KeyboardInterrupt:
+        _quiet_stderr("derivator: interrupted\n")
+        return 130
     except InputError as e:
         sys.stderr.write(f"derivator: {e}\n")
         return 2
@@ -384,14 +617,20 @@ def main(argv=None) -> int:
         return 1
     except BrokenPipeError:
         return 0
-    except KeyboardInterrupt:
-        return 130
     except Exception as e:  # an internal failure: one line, no traceback unless asked
         if os.environ.get("DERIVATOR_DEBUG"):
             raise
         sys.stderr.write(f"derivator: internal error: {type(e).__name__}: {e} "
                          "(set DERIVATOR_DEBUG=1 for a traceback)\n")
         return 1
+
+
+def _quiet_stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, KeyboardInterrupt):
+        pass
 
 
 if __name__ == "__main__":

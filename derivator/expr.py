@@ -415,7 +415,7 @@ class _Parser:
         self.functions = grammar.table
         self.toks = _tokenize(text, grammar)
         self.i = 0
-        self.depth = 0
+        self.depth = -1         # the whole expression is level 0; each (…), call, sign or power one more
 
     # -- helpers -------------------------------------------------------
     @property
@@ -531,8 +531,7 @@ class _Parser:
                 hint = f"{t.text} works on vectors and matrices: declare them under `shapes:`"
             raise self.error(f"unknown function {short(t.text)!r}", t, hint=hint)
         lo, hi = self.functions[t.text]
-        self.take()  # (
-        self.enter()
+        self.take()  # (   one level: each argument's expr() counts it, as for parentheses
         args = [self.expr()]
         while self.tok.text == ",":
             self.take()
@@ -540,7 +539,6 @@ class _Parser:
         if self.tok.text != ")":
             raise self.error(f"missing ')' after the arguments of {t.text}")
         self.take()
-        self.depth -= 1
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = str(lo) if lo == hi else f"at least {lo}"
             raise self.error(f"{t.text} takes {want} argument{'s' if lo != 1 else ''}, got {len(args)}", t)
@@ -649,6 +647,15 @@ def build_scalar(tree: Ast) -> Parsed:
         raise ExpressionError(f"the expression cannot be computed ({type(e).__name__})",
                               hint="simplify its constants") from None
     return Parsed(expr, ast_names(tree), tree)
+
+
+def check_constants(value: sp.Expr) -> None:
+    """Refuse the constants in ``value`` that are undefined, infinite, complex or beyond floating point
+    (``log(0)`` once a node known to be 0 is put in). Raises ExpressionError."""
+    try:
+        _Builder().final_check(value)
+    except (ArithmeticError, ValueError):
+        raise ExpressionError("the expression cannot be computed") from None
 
 
 def parse_expression(text: str, *, max_length: int | None = MAX_TEXT) -> Parsed:

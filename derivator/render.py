@@ -33,12 +33,12 @@ import jinja2.sandbox
 import mpmath
 import sympy as sp
 
-from .check import DIGITS
+from .check import DIGITS, MAX_DIGITS
 from .derivation import Derivation, delta_symbol
 from .errors import VerificationError
 from .expr import symbol
 from .functions import relu
-from .mpeval import NotReal, evaluate
+from .mpeval import SCALE, NotReal, evaluate, needed_digits
 from .printing import (Names, TexPrinter, TreePrinter, break_lines, escape_md, escape_tex, expr_pieces,
                        format_number, paren, tidy, visible, wrap_negative)
 from .rules import RULES
@@ -91,18 +91,37 @@ def _groupby_order(items, key):
 
 # ------------------------------------------------------------- numbers ---
 
+SHOWN_DIGITS = 12           # worked numbers show 9 digits: the point is computed to keep 12 exact
+
+
+class _Point(dict):
+    """Symbol -> value at the given point, computed at ``dps`` digits (more than 30 where the
+    values are large enough for cancellation to eat 30 digits: 1 − σ(100) is 0 at 30 digits)."""
+
+    dps = DIGITS
+
+
 def point_values(graph, at: dict) -> dict | None:
     """Every leaf and node at the point, in mpmath; None where a leaf has no value or a node none."""
     if not at or any(x not in at for x in graph.leaves):
         return None
-    with mpmath.workdps(DIGITS):
-        env = {symbol(k): mpmath.mpf(repr(float(at[k]))) for k in graph.leaves}
-        try:
-            for n in graph.nodes:
-                env[symbol(n.name)] = evaluate(n.expr, env)
-        except (NotReal, ZeroDivisionError, OverflowError, ValueError):
-            return None
-    return env
+    dps = DIGITS
+    while True:
+        with mpmath.workdps(dps):
+            env = _Point({symbol(k): mpmath.mpf(repr(float(at[k]))) for k in graph.leaves})
+            env.dps = dps
+            scale = 0
+            try:
+                for n in graph.nodes:
+                    cache: dict = {}
+                    env[symbol(n.name)] = evaluate(n.expr, env, cache)
+                    scale = max(scale, cache[SCALE])
+            except (NotReal, ZeroDivisionError, OverflowError, ValueError):
+                return None
+        need = needed_digits(scale, SHOWN_DIGITS)
+        if need <= dps or need > MAX_DIGITS:
+            return env
+        dps = need
 
 
 def _finite(v):
@@ -110,7 +129,8 @@ def _finite(v):
 
 
 class Point:
-    """The numbers of one document at the given point, each computed once (mpmath, 30 digits).
+    """The numbers of one document at the given point, each computed once (mpmath, 30 digits or
+    more: as many as ``point_values`` finds the values need).
 
     ``values`` (every leaf and node), ``partials`` (every local derivative on the
     document's edges) and ``deltas`` (δ_n for every node on them, by reverse
@@ -123,7 +143,8 @@ class Point:
         self.values: dict[str, object] = {}
         self.partials: dict[tuple[str, str], object] = {}
         self.deltas: dict[str, object] = {}
-        with mpmath.workdps(DIGITS):
+        exact = point_values(graph, at)
+        with mpmath.workdps(exact.dps if exact is not None else DIGITS):
             env = {}
             for x in graph.leaves:
                 v = mpmath.mpf(repr(float(at[x])))

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from .errors import DefinitionError, ExpressionError, InputError
-from .expr import NAME_RE, Parsed, parse_expression, short
+from .expr import NAME_RE, Parsed, check_constants, parse_expression, short, symbol
 from .functions import FUNCTIONS
 
 TOP_KEYS = ("title", "equations", "network", "shapes", "output", "wrt", "at", "lr", "claims")
@@ -177,6 +177,7 @@ class _Node:
 
 
 MAX_YAML_NODES = 200_000     # values in one file, aliases counted each time they are used
+_SURROGATE = re.compile("[\ud800-\udfff]")   # "\ud800" in a double-quoted YAML string: not a character
 
 
 class _Walker:
@@ -234,6 +235,8 @@ class _Walker:
             if knode.tag not in _PLAIN_TAGS and knode.tag not in _TEXT_TAGS:
                 raise self.error(f"YAML tag {short(knode.tag, 60)!r} is not allowed", knode)
             key = knode.value
+            if isinstance(key, str) and _SURROGATE.search(key):
+                key = self.pairs(key, knode)
             if key in out:
                 first = out[key][0].line
                 if path == ("equations",):
@@ -244,6 +247,16 @@ class _Walker:
             out[key] = (_Node(key, kline, kcol), self.walk(vnode, path + (key,)))
         return _Node(out, node.start_mark.line + 1, node.start_mark.column + 1)
 
+    def pairs(self, value: str, node) -> str:
+        """JSON's "\\ud83d\\ude00" (a pair of escapes) as the one character it means; a lone half is refused."""
+        try:
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError as e:
+            lone = value.encode("utf-16-le", "surrogatepass")[e.start:e.start + 2].decode("utf-16-le", "surrogatepass")
+            raise self.error(f"the text {short(repr(value))} holds a lone surrogate (U+{ord(lone):04X}), "
+                             "which is not a character", node,
+                             hint="a \\uD800-\\uDFFF escape must be half of a pair; write the character itself") from None
+
     def scalar(self, node) -> _Node:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
         try:
@@ -251,6 +264,9 @@ class _Walker:
         except (ValueError, OverflowError):   # e.g. an integer of thousands of digits
             raise self.error(f"the number {short(node.value)} is too long", node,
                              hint="numbers in a definition are limited to about 1.8e308") from None
+        text = node.value
+        if isinstance(value, str) and _SURROGATE.search(value):
+            value = text = self.pairs(value, node)
         one_line = node.end_mark.line == node.start_mark.line
         col0 = None
         if one_line and node.style is None:
@@ -259,7 +275,7 @@ class _Walker:
             buf = getattr(node.start_mark, "buffer", None)
             if buf is not None and buf[node.start_mark.index:node.end_mark.index] == node.style + node.value + node.style:
                 col0 = col + 1
-        return _Node(value, line, col, raw=node.value, plain=node.style is None and one_line, col0=col0)
+        return _Node(value, line, col, raw=text, plain=node.style is None and one_line, col0=col0)
 
 
 def _read_yaml(text: str, source: str) -> _Node:
@@ -321,10 +337,16 @@ def _wrap(value, source: str) -> _Node:
             for k, x in v.items():
                 if not isinstance(k, str):
                     raise DefinitionError(f"key {short(repr(k))} is not text", source=source)
+                if _SURROGATE.search(k):
+                    raise DefinitionError(f"the key {short(repr(k))} holds a lone surrogate, which is not a character",
+                                          source=source)
                 out[k] = (_Node(k, None, None), wrap(x, depth + 1))
             return _Node(out, None, None)
         if isinstance(v, (list, tuple)):
             return _Node([wrap(x, depth + 1) for x in v], None, None)
+        if isinstance(v, str) and _SURROGATE.search(v):
+            raise DefinitionError(f"the text {short(repr(v))} holds a lone surrogate, which is not a character",
+                                  source=source)
         raw = v if isinstance(v, str) else (repr(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None)
         return _Node(v, None, None, raw=raw, plain=True)
 
@@ -356,16 +378,22 @@ class _Ctx:
                 raise self.err(f"unknown key {key!r} in {what}", knode, hint=hint)
 
     def number(self, node: _Node, what: str, *, integer=False) -> float:
+        """A number of `at`, `lr` or a network size, read from its text as written (see ``read_number``)."""
         v = node.value
-        if isinstance(v, str):  # YAML 1.1 reads 1e-3 as a string
+        if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
+            raise self.err(f"{what} must be a number, got {_kind(v)}", node)
+        if isinstance(v, str) or (node.line is not None and isinstance(v, (int, float))):
+            text = v if isinstance(v, str) else node.raw
             try:
-                v = float(v.strip()) if not integer else int(v.strip())
-            except ValueError:
-                raise self.err(f"{what} must be a number, got {node.value!r}", node) from None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+                v = read_number(text, integer=integer, yaml_value=None if isinstance(v, str) else v)
+            except NumberError as e:
+                raise self.err(f"{what} {e.message}", node, hint=e.hint) from None
+        elif not isinstance(v, (int, float)):
             raise self.err(f"{what} must be a number, got {_kind(v)}", node)
         if integer and not isinstance(v, int):
-            raise self.err(f"{what} must be a whole number, got {v!r}", node)
+            if isinstance(v, float) and v.is_integer():
+                raise self.err(f"{what} must be a whole number, got {v!r}", node)
+            raise self.err(f"{what} must be a whole number, got {short(node.raw or v)}", node)
         if isinstance(v, float) and not math.isfinite(v):
             raise self.err(f"{what} must be a finite number, got {short(node.raw or v)}", node)
         if isinstance(v, int) and not integer:
@@ -373,6 +401,74 @@ class _Ctx:
                 raise self.err(f"{what} is out of range", node)
             v = float(v)
         return v
+
+
+# ------------------------------------------------------------- numbers ---
+# A number in `at`, `lr` or a network size is read from its text as written, in the syntax of the
+# numbers of expressions: ASCII digits, an optional point and exponent, an optional sign. YAML's own
+# reading is never used, and where YAML 1.1 would read a plain value as another number (010 is octal
+# 8, 1:01 is 61 in base 60, 0x1F, 0b11, 1_000) the value is refused: two readers of one file must not
+# see two numbers. Python's float() is never given the text alone: it accepts Unicode digits ('٣',
+# '３'), underscores, spaces and 'infinity'.
+
+DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
+_NOT_FINITE = {"inf", ".inf", "infinity", "nan", ".nan"}
+
+
+class NumberError(ValueError):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _yaml_kind(text: str) -> str:
+    """How YAML 1.1 reads a plain scalar of this form as a number, in words."""
+    t = text.lstrip("+-").lower()
+    if ":" in t:
+        return "in base 60"
+    if t.startswith("0x"):
+        return "hexadecimal"
+    if t.startswith("0b"):
+        return "binary"
+    if "_" in t:
+        return "ignoring the _"
+    if len(t) > 1 and t[0] == "0" and t[1:2].isdigit() and "." not in t:
+        return "octal"
+    return "a number"
+
+
+def read_number(text: str, *, integer: bool = False, yaml_value=None):
+    """The number written in ``text`` (an int when ``integer``), or ``NumberError`` saying why not.
+
+    ``yaml_value`` is what YAML 1.1 made of a plain scalar (an int or a float), if it made a number:
+    a value whose decimal reading differs from it is refused."""
+    body = text.strip("+-").lower() if isinstance(text, str) else ""
+    if not isinstance(text, str) or not DECIMAL_RE.fullmatch(text):
+        shown = short(text)
+        if body in _NOT_FINITE or (yaml_value is not None and isinstance(yaml_value, float)
+                                   and not math.isfinite(yaml_value)):
+            raise NumberError(f"must be a finite number, got {shown}")
+        if yaml_value is not None:
+            raise NumberError(f"must be a decimal number, got {shown}",
+                              hint=f"YAML 1.1 reads {shown} as {yaml_value}, {_yaml_kind(text)}; write {yaml_value}")
+        if isinstance(text, str) and any(not ch.isascii() and ch.isdigit() for ch in text):
+            raise NumberError(f"must be a number, got {text!r}", hint="numbers are written with the ASCII digits 0-9")
+        if isinstance(text, str) and text.strip() != text and DECIMAL_RE.fullmatch(text.strip()):
+            raise NumberError(f"must be a number, got {text!r}", hint="no spaces around the digits")
+        raise NumberError(f"must be a number, got {short(repr(text))}")
+    if integer and not _INTEGER_RE.fullmatch(text):
+        raise NumberError(f"must be a whole number, got {short(text)}")
+    try:
+        value = int(text) if _INTEGER_RE.fullmatch(text) else float(text)
+    except ValueError:            # more digits than Python converts
+        raise NumberError(f"is out of range: the number {short(text)} is too long") from None
+    if yaml_value is not None and not isinstance(yaml_value, bool) and yaml_value != value:
+        raise NumberError(f"is written {short(text)}, which YAML 1.1 reads as {yaml_value} ({_yaml_kind(text)}) "
+                          f"and YAML 1.2 as {value}", hint=f"write {value}, or {yaml_value}, without the leading zero")
+    if integer:
+        return value
+    return value if isinstance(value, int) else float(value)
 
 
 def _kind(v) -> str:
@@ -444,6 +540,12 @@ def _parse_equations(ctx: _Ctx, node: _Node, tensor: bool = False) -> list[tuple
         if isinstance(v, float) and not math.isfinite(v) and not vnode.line:   # load_dict({"F": float("nan")})
             raise ctx.err(f"the equation for {name} must be an expression, got {v!r}", vnode)
         text = vnode.raw if vnode.raw is not None else str(v)   # the text as written: `on`, `1e5`, `0x1F`
+        if vnode.plain and vnode.line is not None and isinstance(v, (int, float)) and not isinstance(v, bool) \
+                and DECIMAL_RE.fullmatch(text):
+            try:        # `F: 010`: YAML 1.1 reads octal 8, the expression 10
+                read_number(text, yaml_value=v)
+            except NumberError as e:
+                raise ctx.err(f"the equation for {name} {e.message}", vnode, hint=e.hint) from None
         try:
             if tensor:
                 from .expr import ast_names
@@ -577,6 +679,42 @@ def _order(ctx: _Ctx, eqs: list[tuple[Equation, _Node]]) -> tuple[Equation, ...]
     return tuple(e for e, _ in eqs)
 
 
+def _constant_nodes(ctx: _Ctx, equations: tuple[Equation, ...]) -> None:
+    """Refuse an equation that is undefined at every point because a node it uses is a constant.
+
+    ``u: a - a`` makes u identically 0 (sympy folds it), and ``F: log(u)`` is then log(0) at every
+    point: no point exists where the definition can be evaluated. Constants are put into the
+    equations that use them, in dependency order (linear: only those equations are touched)."""
+    by_name = {e.name: e for e in equations}
+    const: dict[str, Any] = {}
+    state: dict[str, int] = {}
+    for start in equations:              # iterative depth-first order: parents before children
+        if start.name in state:
+            continue
+        stack = [(start, iter(start.parents))]
+        state[start.name] = 1
+        while stack:
+            e, it = stack[-1]
+            nxt = next((p for p in it if p in by_name and p not in state), None)
+            if nxt is not None:
+                state[nxt] = 1
+                stack.append((by_name[nxt], iter(by_name[nxt].parents)))
+                continue
+            stack.pop()
+            used = [p for p in e.parents if p in const]
+            expr = e.expr
+            if used:
+                expr = expr.xreplace({symbol(p): const[p] for p in used})
+                try:
+                    check_constants(expr)
+                except ExpressionError as err:
+                    why = ", ".join(f"{p} is identically {const[p]} ({p}: {short(by_name[p].text, 40)})" for p in used)
+                    raise ctx.err(f"in the equation for {e.name}: {short(e.text, 40)} is undefined at every point: "
+                                  f"{why}", None, hint=err.hint or err.message).located(line=e.line) from None
+            if not expr.free_symbols:
+                const[e.name] = expr
+
+
 def _build(root: _Node, source: str) -> Definition:
     ctx = _Ctx(source)
     top = ctx.mapping(root, "a definition")
@@ -622,6 +760,7 @@ def _build_equations(ctx: _Ctx, top, root: _Node, title) -> Definition:
     eqs = _parse_equations(ctx, top["equations"][1])
     form = "equations"
     equations = _order(ctx, eqs)
+    _constant_nodes(ctx, equations)
     defined = [e.name for e in equations]
     defined_set = set(defined)
     leaves: dict[str, None] = {}
@@ -1071,9 +1210,35 @@ def example_text(name: str) -> str:
     return (resources.files("derivator.example_definitions") / f"{name}.yaml").read_text(encoding="utf-8")
 
 
+def display_path(path: str) -> str:
+    """A path as messages and documents show it: bytes that are not UTF-8 as \\xNN escapes."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _regular(mode: int, shown: str) -> None:
+    import stat
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise DefinitionError(f"is {kind}, not a regular file", source=shown,
+                              hint="derivator reads definitions from files; save it to a file first")
+
+
 def load(path: str | os.PathLike) -> Definition:
-    """Load a definition file, or a shipped example by name."""
+    """Load a definition file, or a shipped example by name.
+
+    Only regular files are read: a FIFO, a socket or a device (``/dev/stdin``
+    when it is a pipe or a terminal) is refused at once instead of waiting
+    for data; ``/dev/stdin`` redirected from a file (``< net.yaml``) is that
+    file and is read. ``-`` is a path like any other (no standard input)."""
     path_s = os.fspath(path)
+    if isinstance(path_s, bytes):
+        path_s = os.fsdecode(path_s)
+    shown = display_path(path_s)
     if not os.path.exists(path_s):
         stem = path_s[:-5] if path_s.endswith(".yaml") else path_s
         if os.sep not in stem and "/" not in stem and stem in examples():
@@ -1082,21 +1247,34 @@ def load(path: str | os.PathLike) -> Definition:
         close = difflib.get_close_matches(stem, examples(), n=1)
         if close:
             hint = f"did you mean the example {close[0]!r}?"
-        raise DefinitionError("no such file or example", source=path_s, hint=hint)
+        elif path_s == "-":
+            hint = "reading a definition from standard input is not supported: give a file"
+        raise DefinitionError("no such file or example", source=shown, hint=hint)
     if os.path.isdir(path_s):
-        raise DefinitionError("is a folder, not a definition file", source=path_s)
+        raise DefinitionError("is a folder, not a definition file", source=shown)
     try:
-        with open(path_s, "rb") as f:
+        _regular(os.stat(path_s).st_mode, shown)
+        # O_NONBLOCK: should a FIFO be put in its place meanwhile, opening it returns at once (refused below)
+        fd = os.open(path_s, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        raise DefinitionError(f"cannot read the file: {e.strerror}", source=shown) from None
+    try:
+        _regular(os.fstat(fd).st_mode, shown)
+        with os.fdopen(fd, "rb") as f:
+            fd = None
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
-        raise DefinitionError(f"cannot read the file: {e.strerror}", source=path_s) from None
+        raise DefinitionError(f"cannot read the file: {e.strerror}", source=shown) from None
+    finally:
+        if fd is not None:
+            os.close(fd)
     if len(data) > MAX_FILE_BYTES:
-        raise DefinitionError(f"the file is larger than {MAX_FILE_BYTES // 1_000_000} MB", source=path_s)
+        raise DefinitionError(f"the file is larger than {MAX_FILE_BYTES // 1_000_000} MB", source=shown)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DefinitionError(f"the file is not UTF-8 text (byte {e.start})", source=path_s) from None
-    return loads(text, source=path_s)
+        raise DefinitionError(f"the file is not UTF-8 text (byte {e.start})", source=shown) from None
+    return loads(text, source=shown)
 
 
 def loads(text: str, source: str = "<string>") -> Definition:
