@@ -47,13 +47,13 @@ RULES: dict[type, Rule] = {
     logsumexp: Rule("LSE′ = softmax", r"\frac{\partial}{\partial u_k} \log \sum_j e^{u_j} = e^{u_k - \log \sum_j e^{u_j}}",
                     partials=lambda e: tuple(sp.exp(u - e) for u in e.args)),
     sp.Add: Rule("sum rule", r"(u + v)' = u' + v'"),
-    sp.Mul: Rule("product rule", r"(uv)' = u'v + uv'"),
+    sp.Mul: Rule("product rule", r"(u\,v)' = u'\,v + u\,v'"),
     "constant": Rule("constant multiple rule", r"(c\,u)' = c\,u'"),
-    "quotient": Rule("quotient rule", r"\left(\frac{u}{v}\right)' = \frac{u'v - uv'}{v^2}"),
+    "quotient": Rule("quotient rule", r"\left(\frac{u}{v}\right)' = \frac{u'\,v - u\,v'}{v^2}"),
     sp.Pow: Rule("power rule", r"(u^n)' = n\,u^{n-1}\,u'"),
     "exponential": Rule("exponential rule", r"(a^u)' = a^u \ln a \; u'"),
     "general power": Rule("general power rule", r"(u^v)' = u^v\left(v' \ln u + \frac{v\,u'}{u}\right)"),
-    "chain": Rule("chain rule", r"\frac{d}{dx} f(u) = f'(u)\,\frac{du}{dx}"),
+    "chain": Rule("chain rule", r"\frac{\mathrm{d}}{\mathrm{d}x} f(u) = f'(u)\,\frac{\mathrm{d}u}{\mathrm{d}x}"),
     "identity": Rule("identity", r"\frac{\partial x}{\partial x} = 1"),
 }
 

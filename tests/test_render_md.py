@@ -50,7 +50,7 @@ HOSTILE = {
 
 def _md(name_or_dict, wrt=None) -> str:
     d = derivator.load_dict(name_or_dict) if isinstance(name_or_dict, dict) else derivator.load(name_or_dict)
-    return render(derivator.derive_all(d, wrt), "md")
+    return render(derivator.derive_all(d, wrt, view="scalar"), "md")
 
 
 @pytest.fixture(scope="module")
