@@ -193,7 +193,7 @@ _SIZES = re.compile(r"\\(left|right|[Bb]igg?[lr]?)\b")
 
 
 def _tall(s: str) -> bool:
-    return r"\frac" in s
+    return r"\frac" in s or r"\begin{" in s        # a fraction, or a matrix (the layer view's numbers)
 
 
 def _starts_with_group(s: str) -> bool:
@@ -713,6 +713,7 @@ _TEX_UNICODE = {
     "→": r"$\to$", "←": r"$\leftarrow$", "·": r"$\cdot$", "×": r"$\times$", "−": r"$-$", "–": "--", "—": "---",
     "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}", "≤": r"$\le$", "≥": r"$\ge$", "²": r"$^2$",
     "′": r"$'$", "ε": r"$\varepsilon$", "ζ": r"$\zeta$", "τ": r"$\tau$", "φ": r"$\phi$", "ω": r"$\omega$",
+    "⊙": r"$\odot$", "ᵀ": r"$^{\top}$", "ℝ": r"$\mathbb{R}$", "∈": r"$\in$", "Δ": r"$\Delta$", "⊘": r"$\oslash$",
 }
 
 
