@@ -164,10 +164,15 @@ class LayerDerivation:
         return derivation_json(self)
 
     def to_markdown(self, **options) -> str:
-        raise UsageError("documents of the layer view are not written yet: use to_json(), or the scalar view")
+        from .render import render
+        return render([self], "md", **options)
 
     def to_latex(self, **options) -> str:
-        raise UsageError("documents of the layer view are not written yet: use to_json(), or the scalar view")
+        from .render import render
+        return render([self], "tex", **options)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
 
     def __repr__(self) -> str:
         status = "verified" if self.verified else "NOT verified"

@@ -432,9 +432,9 @@ class TexPrinter(LatexPrinter):
             den.insert(0, sp.Integer(coeff.q))
         if coeff.p != 1 or not num:
             num.insert(0, sp.Integer(coeff.p))
-        top = self._product(num)
+        top = self._print(num[0]) if den and len(num) == 1 else self._product(num)   # \frac{a - y}{2}
         if den:
-            out = r"\frac{" + top + "}{" + self._product(den) + "}"
+            out = r"\frac{" + top + "}{" + (self._print(den[0]) if len(den) == 1 else self._product(den)) + "}"
         else:
             out = top
         return sign + out

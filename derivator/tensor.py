@@ -626,6 +626,8 @@ def _map_printer():
                     num.append(f)
 
             def join(fs):
+                if len(fs) == 1 and den:            # alone over (or under) a fraction bar: no parentheses
+                    return self._print(fs[0])
                 scal = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in fs if not self._is_tensor(f)]
                 tens = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in fs if self._is_tensor(f)]
                 body = " \\odot ".join(tens)
@@ -733,8 +735,8 @@ def _tex_factor(t: T, display) -> str:
     s = to_latex(t, display)
     if _tex_atomic(t) or isinstance(t, (MatMul, Outer)):
         return s
-    if isinstance(t, Map) and t.args and (t.f.is_Pow or t.f.is_Function):
-        return s                                # 1ᵀ (y − a)², not 1ᵀ [(y − a)²]
+    if isinstance(t, Map) and t.args and (t.f.is_Pow or t.f.is_Function or s.startswith(r"\frac")):
+        return s                                # 1ᵀ (y − a)², not 1ᵀ [(y − a)²]; a fraction is one factor
     from .printing import paren
     return paren(s)
 
