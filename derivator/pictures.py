@@ -63,8 +63,10 @@ def _params(net, l: int, names, text: bool = False) -> str:
 
 def _activation(net, l: int, names, text: bool = False) -> str:
     act = net.layers[l - 1][1]
-    if text:
-        a, z = "a" + _layer_text(l), "z" + _layer_text(l)
+    if text:        # Mermaid has no edge labels here: its column titles say the weights too
+        prev = "x" if l == 1 else "a" + _layer_text(l - 1)
+        z = "W" + _layer_text(l) + prev + (" + b" + _layer_text(l) if net.bias != "none" else "")
+        a = "a" + _layer_text(l)
         return f"{a} = {z}" if act == "identity" else f"{a} = {ACTIVATION_TEXT[act]}({z})"
     a, z = names.tex(f"a{l}"), names.tex(f"z{l}")
     return f"{a} = {z}" if act == "identity" else f"{a} = {ACTIVATION_TEX[act]}({z})"

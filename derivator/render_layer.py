@@ -632,7 +632,7 @@ def context(derivations, *, fragment: bool = False, fmt: str = "md") -> dict:
         "undefined": _undefined(doc),
         "partials": partials, "rules": rules,
         "iverson": any(_IVERSON.search(p["tex"] or "\n".join(p["lines"])) for p in partials),
-        "network": doc.net is not None,
+        "network": doc.net is not None, "shared_bias": doc.net is not None and doc.net.bias == "shared",
         "deltas": deltas, "inactive": [],
         "recursion": any(x["layer"] and x["layer"].startswith("hidden") for x in deltas),
         "groups": _groups(doc),
