@@ -523,10 +523,11 @@ class TexPrinter(LatexPrinter):
         neg = [_negate(t) for t in terms if t.could_extract_minus_sign()]
         if pos:
             rel = r"\ge" if h0 == 1 else ">"
-            s = "[" + self._print(sp.Add(*pos)) + " " + rel + " " + (self._print(sp.Add(*neg)) if neg else "0") + "]"
+            s = self._print(sp.Add(*pos)) + " " + rel + " " + (self._print(sp.Add(*neg)) if neg else "0")
         else:
             rel = r"\le" if h0 == 1 else "<"
-            s = "[" + self._print(sp.Add(*neg)) + " " + rel + " 0]"
+            s = self._print(sp.Add(*neg)) + " " + rel + " 0"
+        s = (r"\left[" + s + r"\right]") if r"\begin{" in s else "[" + s + "]"     # around a matrix: sized
         return (s + "^" + _script(exp)) if exp else s
 
 
@@ -650,12 +651,12 @@ def _group(s: str, i: int) -> tuple[str, int]:
     return s[i + 1:], len(s)
 
 
-def break_lines(pieces: list[str], width: int) -> list[str]:
-    """Pieces (each after the first with its glue) joined into lines of about ``width``."""
+def break_lines(pieces: list[str], width: int, measure=visible) -> list[str]:
+    """Pieces (each after the first with its glue) joined into lines of about ``width`` (as ``measure`` counts)."""
     lines: list[str] = []
     cur = pieces[0]
     for t in pieces[1:]:
-        if cur and visible(cur + t) > width:
+        if cur and measure(cur + t) > width:
             lines.append(cur)
             cur = t.lstrip()
         else:

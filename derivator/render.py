@@ -278,17 +278,18 @@ def _order_columns(g, columns: dict[int, list[str]], names) -> dict[int, list[st
     return cols
 
 
-def chain_rows(sides: list[list[str]], width: int, merge: bool = True) -> list[str]:
+def chain_rows(sides: list[list[str]], width: int, merge: bool = True, measure=visible) -> list[str]:
     """The right-hand sides of ``lhs = s1 = s2 = …`` as rows of an aligned display.
 
     Each side is a list of pieces (``break_lines``); with ``merge``, a side that
-    fits goes on the row before it; a long one is cut into continued rows."""
+    fits goes on the row before it; a long one is cut into continued rows.
+    ``measure`` gives the width of a text (the layer view's counts a matrix by its widest row)."""
     rows: list[str] = []
     cur = None
     for side in sides:
-        lines = break_lines(side, width)
+        lines = break_lines(side, width, measure)
         first = "= " + lines[0]
-        if merge and cur is not None and len(lines) == 1 and visible(cur + " " + first) <= width:
+        if merge and cur is not None and len(lines) == 1 and measure(cur + " " + first) <= width:
             cur = cur + " " + first
             continue
         if cur is not None:

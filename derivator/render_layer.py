@@ -31,8 +31,8 @@ import numpy as np
 
 from . import pictures
 from .layer_derivation import _has_tensor_division
-from .printing import Names, _group, format_number, visible
-from .render import INLINE, LINE_WIDTH, LISTED_NAMES, _levels, _path_tex, principal_rule
+from .printing import Names, _group, break_lines, format_number, visible
+from .render import INLINE, LINE_WIDTH, LISTED_NAMES, _levels, _path_tex, chain_rows, principal_rule
 from .rules import RULES as SCALAR_RULES
 from .tensor import ADJOINT_PREFIX, Index, Var, name_sup, shape_latex, to_latex, walk
 
@@ -130,37 +130,9 @@ def _factor(s: str) -> str:
     return "(" + s + ")" if s.startswith("-") else s
 
 
-def break_lines(pieces: list[str], room: int, measure) -> list[str]:
-    """Pieces joined into rows of about ``room`` (``measure``: the width of a text)."""
-    rows = [pieces[0]]
-    for p in pieces[1:]:
-        if measure(rows[-1] + p) > room:
-            rows.append(p.lstrip())
-        else:
-            rows[-1] += p
-    return rows
-
-
 def chain(sides: list[list[str]], room: int) -> list[str]:
-    """The right-hand sides of ``lhs = s1 = s2 = …`` as rows of an aligned display (``render.chain_rows``
-    measured with ``width``: a side that fits goes on the row before it, matrices included)."""
-    rows: list[str] = []
-    cur = None
-    for side in sides:
-        lines = break_lines(side, room, width)
-        first = "= " + lines[0]
-        if cur is not None and len(lines) == 1 and width(cur + " " + first) <= room:
-            cur = cur + " " + first
-            continue
-        if cur is not None:
-            rows.append(cur)
-        cur = first
-        for line in lines[1:]:
-            rows.append(cur)
-            cur = r"\quad " + line
-    if cur is not None:
-        rows.append(cur)
-    return rows
+    """The sides of ``lhs = s1 = s2 = …`` as rows (``render.chain_rows``, a matrix as wide as its widest row)."""
+    return chain_rows(sides, room, measure=width)
 
 
 def split_terms(s: str, room: int) -> list[str]:
@@ -500,7 +472,8 @@ def _row(doc: _LayerDoc, d) -> dict:
         row["old"], row["new"] = value_tex(old), value_tex(new)
         if row["new"] is not None:
             lr, g = format_number(doc.lr), tensor_tex(grad)[0]         # the space is said once, at the end
-            step = [r"\leftarrow " + tensor_tex(old)[0], " - " + lr + (r" \cdot " if not grad.shape else " ") + _factor(g)]
+            times = r" \cdot " if not grad.shape else " "
+            step = [r"\leftarrow " + tensor_tex(old)[0], " - " + lr + times + _factor(g)]
             rows = break_lines(step, doc.width, width)
             rows[1:] = [r"\quad " + r for r in rows[1:]]
             if width(rows[-1] + " = " + row["new"]) <= doc.width:
@@ -573,7 +546,9 @@ _OPERANDS = re.compile(r" \(operands [^()]*\)")
 
 
 def _shape_words(shape) -> str:
-    return {0: "a scalar", 1: f"a {shape[0]}-vector" if shape else "", 2: "a " + "×".join(map(str, shape)) + " matrix"}[len(shape)]
+    if len(shape) == 2:
+        return f"a {shape[0]}×{shape[1]} matrix"
+    return f"a {shape[0]}-vector" if shape else "a scalar"
 
 
 def _row_frac(doc: _LayerDoc, d) -> str:

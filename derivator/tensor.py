@@ -644,7 +644,7 @@ def _map_printer():
 
 
 def to_latex(t: T, display: dict | None = None) -> str:
-    r"""LaTeX in matrix notation: W^{(1)} x + b^{(1)}, δ ⊙ σ′, W^{(2)\top} δ^{(2)}, δ^{(1)} x^⊤, 1ᵀ(y ⊙ log p).
+    r"""LaTeX in matrix notation: W^{(1)} x + b^{(1)}, δ ⊙ σ′, W^{(2)\top} δ^{(2)}, δ x^⊤, 1ᵀ(y ⊙ log p).
 
     ``display`` maps names (and ``delta_NAME`` for adjoints) to their LaTeX where it differs (a
     document also maps them to numbers: a bmatrix for a vector or matrix). A transpose joins a

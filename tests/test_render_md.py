@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import jinja2
-import numpy as np
 import pytest
 
 import derivator
@@ -35,18 +34,11 @@ HOSTILE = {
                             "v": "u*sign + dot*invden + x1w1"},
               "at": {"xscr": 1, "w1": 2, "w_1": 3, "x0": 4, "x_0": 5, "delta_u": 6, "x__2": 7, "hbar": 8, "beth": 9,
                      "xfrak": -10, "sign": 2, "dot": 1, "invden": 3, "x1w1": 0.5}, "lr": 0.1},
-    "relu": {"network": {"inputs": 2, "layers": [{"units": 2, "activation": "relu"}, {"units": 1}], "bias": "none"},
-             "at": {"x1": 0.5, "x2": -1.0, "y1": 1.0, "w1": 0.1, "w2": -0.2, "w3": 0.3, "w4": 0.4, "w5": -0.5,
-                    "w6": 0.6}, "lr": 0.1},
+    "relu": LAYER["relu"],
     "domain": {"equations": {"F": "sqrt(a)*b"}, "at": {"a": 0, "b": 1}, "lr": 0.1},
     "log": {"equations": {"u": "log(a)", "F": "u*b + c"}, "at": {"a": -1, "b": 1, "c": 2}, "lr": 0.1},
     "huge": {"equations": {"u": "exp(a)", "F": "u*b + log(u)"}, "at": {"a": 1000, "b": 2}, "lr": 0.1},
-    "layered": {"network": {"inputs": 2, "layers": [{"units": 2, "activation": "tanh"},
-                                                    {"units": 3, "activation": "softmax"}],
-                            "bias": "shared", "loss": "cross_entropy", "naming": "layered"},
-                "at": {"x1": 0.5, "x2": -1, "y1": 1, "y2": 0, "y3": 0, "w_1_1_1": 0.1, "w_1_1_2": -0.2,
-                       "w_1_2_1": 0.3, "w_1_2_2": 0.4, "w_2_1_1": -0.5, "w_2_1_2": 0.6, "w_2_2_1": 0.1,
-                       "w_2_2_2": 0.2, "w_2_3_1": 0.3, "w_2_3_2": -0.1, "b_1": 0.1, "b_2": -0.1}, "lr": 0.5},
+    "layered": LAYER["layered"],
 }
 
 
