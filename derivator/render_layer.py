@@ -34,7 +34,7 @@ from .layer_derivation import _has_tensor_division
 from .printing import Names, _group, break_lines, format_number, visible
 from .render import INLINE, LINE_WIDTH, LISTED_NAMES, _levels, _path_tex, chain_rows, principal_rule
 from .rules import RULES as SCALAR_RULES
-from .tensor import ADJOINT_PREFIX, Index, Var, name_sup, shape_latex, to_latex, walk
+from .tensor import ADJOINT_PREFIX, Index, Var, name_sup, shape_latex, substitute, to_latex, walk
 
 DIGITS = 4          # significant digits of the numbers in vectors and matrices
 COLUMN = 4          # vectors of up to this many entries print as columns, longer ones as a transposed row
@@ -238,8 +238,17 @@ class _LayerDoc:
         if not self.has_numbers:
             return None
         disp = {}
+        entries = {x: Var(f"entry{i}", ()) for i, x in enumerate(y for y in walk(t)
+                                                                 if isinstance(y, Index) and isinstance(y.a, Var))}
+        for x, v in entries.items():               # δ⁽²⁾₁ a⁽¹⁾₁ over the entries' numbers, not the vectors'
+            value = self.value(ADJOINT_PREFIX + x.a.name if x.a.adjoint else x.a.name)
+            if value is None:
+                return None
+            s = number(value[x.index])
+            disp[v.name] = "(" + s + ")" if s.startswith("-") else s
+        t = substitute(t, entries) if entries else t
         for x in walk(t):
-            if not isinstance(x, Var):
+            if not isinstance(x, Var) or x.name in disp:
                 continue
             if any(n > WORKED for n in x.shape):
                 return None
@@ -495,7 +504,9 @@ def _groups(doc: _LayerDoc) -> list[dict]:
         members = groups[key]
         d0 = members[0]
         rows = [_row(doc, d) for d in members]
-        worked = {"paths": [_path_tex(doc.names, p) for p in d0.paths], "path_count": d0.path_count,
+        entry = [rows[0]["tex"]] if d0.index is not None else []
+        worked = {"paths": [_path_tex(doc.names, p) + "".join(r" \to " + e for e in entry) for p in d0.paths],
+                  "path_count": d0.path_count,
                   "all_paths_shown": len(d0.paths) == d0.path_count, "path_rows": None, "rows": None,
                   "top": None, "top_delta": None, "uses_deltas": True, "descent": None}
         out.append({"layer": doc.layer(key[0]) if key else None, "kind": None, "kinds": None,
