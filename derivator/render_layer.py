@@ -71,21 +71,22 @@ def number(x) -> str:
     return format_number(float(x), DIGITS)
 
 
-def tensor_tex(v, column: bool = False) -> tuple[str, bool]:
+def tensor_tex(v, column: bool = False, short: bool = False) -> tuple[str, bool]:
     """A value as LaTeX — a number, a column, a transposed row, a bmatrix — and whether it is shortened
-    (``column``: a short vector as a column whatever its length, for a product worked over numbers)."""
+    (``column``: a short vector as a column whatever its length, for a product worked over numbers;
+    ``short``: its columns shortened even where they would fit, like those of its neighbours)."""
     v = np.asarray(v, dtype=float)
     if v.ndim == 0:
         return number(v), False
     if v.ndim == 1:
         if v.shape[0] <= COLUMN or (column and v.shape[0] <= FULL):
             return _bmatrix([[number(x)] for x in v]), False
-        m, short = _grid(v.reshape(1, -1))
+        m, short = _grid(v.reshape(1, -1), short)
         return m + r"^{\top}", short
-    return _grid(v)
+    return _grid(v, short)
 
 
-def _grid(v: np.ndarray) -> tuple[str, bool]:
+def _grid(v: np.ndarray, short: bool = False) -> tuple[str, bool]:
     """A matrix (or a row) whole, or its first and last rows and columns: never wider than ``WIDE``."""
     rows, short_r = _pick(v.shape[0])
     cols, short_c = _pick(v.shape[1])
@@ -99,7 +100,7 @@ def _grid(v: np.ndarray) -> tuple[str, bool]:
                 out.append([number(v[i, j]) if j is not None else r"\cdots" for j in cols])
         return _bmatrix(out)
     m = make(cols)
-    if not short_c and len(cols) > SHOWN + 2 and width(m) > WIDE:       # long numbers: fewer columns
+    if not short_c and len(cols) > SHOWN + 2 and (short or width(m) > WIDE):     # long numbers: fewer columns
         m, short_c = make(list(range(SHOWN)) + [None, v.shape[1] - 1]), True
     return m, short_r or short_c
 
@@ -480,9 +481,12 @@ def _row(doc: _LayerDoc, d) -> dict:
         new = old - float(doc.lr) * grad
         row["old"], row["new"] = value_tex(old), value_tex(new)
         if row["new"] is not None:
-            lr, g = format_number(doc.lr), tensor_tex(grad)[0]         # the space is said once, at the end
-            times = r" \cdot " if not grad.shape else " "
-            step = [r"\leftarrow " + tensor_tex(old)[0], " - " + lr + times + _factor(g)]
+            # the three matrices of the step shortened alike; the space is said once, at the end
+            short = any(tensor_tex(v)[1] for v in (old, grad, new))
+            (o, _), (g, _), (n, _) = (tensor_tex(v, short=short) for v in (old, grad, new))
+            row["new"] = n + (r" \in " + shape_latex(new.shape) if short else "")
+            lr, times = format_number(doc.lr), r" \cdot " if not grad.shape else " "
+            step = [r"\leftarrow " + o, " - " + lr + times + _factor(g)]
             rows = break_lines(step, doc.width, width)
             rows[1:] = [r"\quad " + r for r in rows[1:]]
             if width(rows[-1] + " = " + row["new"]) <= doc.width:
