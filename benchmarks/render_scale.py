@@ -3,13 +3,21 @@
 
     python benchmarks/render_scale.py [--quick]
 
-Two families, each at four sizes doubling from the first:
+Four families, each at four sizes doubling from the first:
 
 - a sigmoid chain ``u1 = σ(w·a)``, ``u_k = σ(u_{k-1})`` of N equations, derived
   for ``a`` and ``w`` (the case of issue 7 item 9: at N = 250 rendering took 45 s
   and wrote 1.7 MB, quadratic in N);
 - a fully connected sigmoid network, 4 inputs, D hidden layers of 8 units and 4
-  outputs, derived for every weight and bias (148 parameters at D = 2).
+  outputs, derived for every weight and bias (148 parameters at D = 2), in the
+  scalar view;
+- the layer view of 784-H-10 networks (sigmoid, softmax, cross-entropy; H = 16
+  to 128, 12,730 to 101,770 parameters) with a point for every parameter, every
+  W and b derived: the documents of issue 8's target (H = 128) print their
+  matrices shortened, so the time must not grow with the parameters (slope ≈ 0
+  against them);
+- the layer view of 4-8×D-4 softmax networks with a point (D = 2 to 16 hidden
+  layers): linear in the number of layers.
 
 The derivations are made first; only ``render.render`` is timed (Markdown, the
 template already compiled), on one thread, round-robin over the sizes with the
@@ -48,7 +56,31 @@ def network(depth: int):
     g = derivator.graph(d)
     at = {x: 0.1 * ((i * 7) % 11 - 5) for i, x in enumerate(g.leaves)}
     d = derivator.load_dict({"network": {"inputs": 4, "layers": layers}, "at": at, "lr": 0.5})
-    return derivator.derive_all(d), len(d.wrt)
+    return derivator.derive_all(d, view="scalar"), len(d.wrt)
+
+
+def _layer_point(sizes, per_neuron=True) -> dict:
+    import numpy as np
+    rng = np.random.default_rng(0)
+    at = {"x": rng.uniform(-1, 1, sizes[0]).tolist(), "y": np.eye(sizes[-1])[0].tolist()}
+    for l in range(1, len(sizes)):
+        at[f"W{l}"] = rng.normal(0, 0.1, (sizes[l], sizes[l - 1])).tolist()
+        at[f"b{l}"] = rng.normal(0, 0.1, sizes[l]).tolist()
+    return at
+
+
+def mnist(hidden: int):
+    spec = {"network": {"inputs": 784, "layers": [{"units": hidden}, {"units": 10, "activation": "softmax"}],
+                        "loss": "cross_entropy"}, "at": _layer_point((784, hidden, 10)), "lr": 0.1}
+    d = derivator.load_dict(spec)
+    return derivator.derive_all(d, view="layer"), d.network.n_params
+
+
+def deep_layers(depth: int):
+    layers = [{"units": 8}] * depth + [{"units": 4, "activation": "softmax"}]
+    spec = {"network": {"inputs": 4, "layers": layers, "loss": "cross_entropy"},
+            "at": _layer_point((4,) + (8,) * depth + (4,)), "lr": 0.1}
+    return derivator.derive_all(derivator.load_dict(spec), view="layer"), depth
 
 
 def slope(xs, ys) -> float:
@@ -97,6 +129,10 @@ def main(argv=None) -> int:
     measure("sigmoid chain, derived for a and w", chain, [60, 120, 240, 480] if a.quick else [125, 250, 500, 1000],
             reps)
     measure("network 4-8x D-4, every weight and bias", network, [1, 2, 4, 8] if not a.quick else [1, 2, 3, 4], reps)
+    measure("layer view, 784-H-10 with a point, every W and b (units: parameters)", mnist,
+            [16, 32, 64, 128] if not a.quick else [16, 32, 64], reps)
+    measure("layer view, 4-8x D-4 softmax with a point, every W and b (units: hidden layers)", deep_layers,
+            [2, 4, 8, 16] if not a.quick else [2, 4, 8], reps)
     return 0
 
 

@@ -315,10 +315,6 @@ def cmd_derive(a) -> int:
     templates = _templates(a.templates)
     d = api.load(a.file)
     view = api.view_of(d, a.view)
-    if view == "layer" and a.format != "json":
-        api.layer_names(d, a.wrt or d.layer_wrt)       # a wrong name is the first thing to report
-        raise UsageError(f"documents of the layer view are not written yet (--format {a.format})", source=d.source,
-                         hint="use --format json, or --view scalar for a document")
     step, bar = _progress(a.quiet, len(a.wrt or (d.layer_wrt if view == "layer" else d.wrt)))
     try:
         ders = api.derive_all(d, a.wrt, max_paths=a.max_paths, progress=step, view=view)

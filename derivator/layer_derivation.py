@@ -164,10 +164,15 @@ class LayerDerivation:
         return derivation_json(self)
 
     def to_markdown(self, **options) -> str:
-        raise UsageError("documents of the layer view are not written yet: use to_json(), or the scalar view")
+        from .render import render
+        return render([self], "md", **options)
 
     def to_latex(self, **options) -> str:
-        raise UsageError("documents of the layer view are not written yet: use to_json(), or the scalar view")
+        from .render import render
+        return render([self], "tex", **options)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
 
     def __repr__(self) -> str:
         status = "verified" if self.verified else "NOT verified"
@@ -385,7 +390,8 @@ def _batch(ws: LayerWorkspace, result: T, target: str) -> tuple[str, str] | None
     if isinstance(result, Outer) and isinstance(result.a, Var) and isinstance(result.b, Var):
         a, b = result.a, result.b
         text = f"1/N * {'D_' + a.name if a.adjoint else up(a.name)} @ transpose({'D_' + b.name if b.adjoint else up(b.name)})"
-        return text, r"\frac{1}{N}\, " + tex(a, True) + " " + tex(b, True) + r"^{\top}"
+        from .tensor import name_sup
+        return text, r"\frac{1}{N}\, " + tex(a, True) + " " + name_sup(tex(b, True))
     if isinstance(result, Var) and result.adjoint and len(result.shape) == 1:
         return f"1/N * D_{result.name} @ ones(N)", r"\frac{1}{N}\, " + tex(result, True) + r"\,\mathbf{1}_N"
     if isinstance(result, Sum) and isinstance(result.a, Var) and result.a.adjoint:

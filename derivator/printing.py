@@ -193,7 +193,7 @@ _SIZES = re.compile(r"\\(left|right|[Bb]igg?[lr]?)\b")
 
 
 def _tall(s: str) -> bool:
-    return r"\frac" in s
+    return r"\frac" in s or r"\begin{" in s        # a fraction, or a matrix (the layer view's numbers)
 
 
 def _starts_with_group(s: str) -> bool:
@@ -432,9 +432,9 @@ class TexPrinter(LatexPrinter):
             den.insert(0, sp.Integer(coeff.q))
         if coeff.p != 1 or not num:
             num.insert(0, sp.Integer(coeff.p))
-        top = self._product(num)
+        top = self._print(num[0]) if den and len(num) == 1 else self._product(num)   # \frac{a - y}{2}
         if den:
-            out = r"\frac{" + top + "}{" + self._product(den) + "}"
+            out = r"\frac{" + top + "}{" + (self._print(den[0]) if len(den) == 1 else self._product(den)) + "}"
         else:
             out = top
         return sign + out
@@ -523,10 +523,11 @@ class TexPrinter(LatexPrinter):
         neg = [_negate(t) for t in terms if t.could_extract_minus_sign()]
         if pos:
             rel = r"\ge" if h0 == 1 else ">"
-            s = "[" + self._print(sp.Add(*pos)) + " " + rel + " " + (self._print(sp.Add(*neg)) if neg else "0") + "]"
+            s = self._print(sp.Add(*pos)) + " " + rel + " " + (self._print(sp.Add(*neg)) if neg else "0")
         else:
             rel = r"\le" if h0 == 1 else "<"
-            s = "[" + self._print(sp.Add(*neg)) + " " + rel + " 0]"
+            s = self._print(sp.Add(*neg)) + " " + rel + " 0"
+        s = (r"\left[" + s + r"\right]") if r"\begin{" in s else "[" + s + "]"     # around a matrix: sized
         return (s + "^" + _script(exp)) if exp else s
 
 
@@ -650,12 +651,12 @@ def _group(s: str, i: int) -> tuple[str, int]:
     return s[i + 1:], len(s)
 
 
-def break_lines(pieces: list[str], width: int) -> list[str]:
-    """Pieces (each after the first with its glue) joined into lines of about ``width``."""
+def break_lines(pieces: list[str], width: int, measure=visible) -> list[str]:
+    """Pieces (each after the first with its glue) joined into lines of about ``width`` (as ``measure`` counts)."""
     lines: list[str] = []
     cur = pieces[0]
     for t in pieces[1:]:
-        if cur and visible(cur + t) > width:
+        if cur and measure(cur + t) > width:
             lines.append(cur)
             cur = t.lstrip()
         else:
@@ -713,6 +714,7 @@ _TEX_UNICODE = {
     "→": r"$\to$", "←": r"$\leftarrow$", "·": r"$\cdot$", "×": r"$\times$", "−": r"$-$", "–": "--", "—": "---",
     "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}", "≤": r"$\le$", "≥": r"$\ge$", "²": r"$^2$",
     "′": r"$'$", "ε": r"$\varepsilon$", "ζ": r"$\zeta$", "τ": r"$\tau$", "φ": r"$\phi$", "ω": r"$\omega$",
+    "⊙": r"$\odot$", "ᵀ": r"$^{\top}$", "ℝ": r"$\mathbb{R}$", "∈": r"$\in$", "Δ": r"$\Delta$", "⊘": r"$\oslash$",
 }
 
 

@@ -4,8 +4,13 @@
     python -m derivator.regen --check    # exit 1 and name the stale files
 
 Every shipped example is derived for all of its ``wrt`` and rendered as
-Markdown and as a standalone LaTeX article. ``tests/test_output.py`` runs the
-check, so a change that alters a document fails until this is rerun.
+Markdown and as a standalone LaTeX article, in its default view:
+``output/<example>.md`` and ``.tex`` (``two_layer_vector``, a `shapes`
+definition, in the layer view; the others in the scalar view). A network
+example whose default is the scalar view also gets its layer-view documents,
+``output/<example>.layer.md`` and ``.layer.tex`` (``derive <example> --view
+layer``). ``tests/test_output.py`` runs the check, so a change that alters a
+document fails until this is rerun.
 """
 from __future__ import annotations
 
@@ -22,15 +27,17 @@ FORMATS = ("md", "tex")
 
 
 def documents() -> dict[str, str]:
-    """file name -> text, for every shipped example and format."""
+    """file name -> text, for every shipped example and format (see the module docstring for the names)."""
     out = {}
     for name in examples():
         d = api.load(name)
-        if api.default_view(d) == "layer":
-            continue      # documents of the layer view come with its renderer (issue 10); JSON until then
         ders = api.derive_all(d)
         for fmt in FORMATS:
             out[f"{name}.{fmt}"] = render(ders, fmt)
+        if api.default_view(d) == "scalar" and d.network is not None:
+            layer = api.derive_all(d, view="layer")
+            for fmt in FORMATS:
+                out[f"{name}.layer.{fmt}"] = render(layer, fmt)
     return out
 
 

@@ -264,13 +264,15 @@ def _graph_picture(g, names: Names, wrt: set) -> dict | None:
         for row, x in enumerate(members):
             nodes.append({"id": ids[x], "name": x, "tex": names.tex(x), "x": col * 2.4,
                           "y": -(row - (len(members) - 1) / 2) * 0.9, "leaf": g.is_leaf(x),
-                          "wrt": x in wrt, "output": x == g.output})
+                          "kind": "leaf" if g.is_leaf(x) else "node", "wrt": x in wrt, "output": x == g.output,
+                          "column": None})
     edges = []
     for n in g.nodes:
         if n.name in inside:
             for p in n.parents:
-                edges.append({"src": ids[p], "dst": ids[n.name], "skip": level[n.name] - level[p] > 1})
-    return {"nodes": nodes, "edges": edges}
+                edges.append({"src": ids[p], "dst": ids[n.name], "skip": level[n.name] - level[p] > 1,
+                              "label": None, "text": None, "kind": "edge"})
+    return {"nodes": nodes, "edges": edges, "labels": [], "columns": None}     # the keys of pictures.py
 
 
 def _order_columns(g, columns: dict[int, list[str]], names) -> dict[int, list[str]]:
@@ -297,17 +299,18 @@ def _order_columns(g, columns: dict[int, list[str]], names) -> dict[int, list[st
     return cols
 
 
-def chain_rows(sides: list[list[str]], width: int, merge: bool = True) -> list[str]:
+def chain_rows(sides: list[list[str]], width: int, merge: bool = True, measure=visible) -> list[str]:
     """The right-hand sides of ``lhs = s1 = s2 = …`` as rows of an aligned display.
 
     Each side is a list of pieces (``break_lines``); with ``merge``, a side that
-    fits goes on the row before it; a long one is cut into continued rows."""
+    fits goes on the row before it; a long one is cut into continued rows.
+    ``measure`` gives the width of a text (the layer view's counts a matrix by its widest row)."""
     rows: list[str] = []
     cur = None
     for side in sides:
-        lines = break_lines(side, width)
+        lines = break_lines(side, width, measure)
         first = "= " + lines[0]
-        if merge and cur is not None and len(lines) == 1 and visible(cur + " " + first) <= width:
+        if merge and cur is not None and len(lines) == 1 and measure(cur + " " + first) <= width:
             cur = cur + " " + first
             continue
         if cur is not None:
@@ -737,6 +740,7 @@ def context(derivations: list[Derivation], *, fragment: bool = False, fmt: str =
     wrt_texs = [names.tex(d.wrt) for d in derivations]
     iverson = any(p.expr.has(sp.Heaviside) for p in doc.edges.values())
     return {
+        "view": "scalar",
         "title": first.title, "output": first.output, "output_tex": names.tex(first.output), "fragment": fragment,
         "wrt": wrt_texs[:LISTED_NAMES], "wrt_more": max(0, len(wrt_texs) - LISTED_NAMES),
         "wrt_count": len(wrt_texs),
@@ -756,11 +760,16 @@ def context(derivations: list[Derivation], *, fragment: bool = False, fmt: str =
 
 
 def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, template_path: str | None = None) -> str:
-    """Markdown (``md``) or LaTeX (``tex``) for one or more derivations of one definition."""
+    """Markdown (``md``) or LaTeX (``tex``) for one or more derivations of one definition
+    (scalar ``Derivation``s, or the layer view's ``LayerDerivation``s: the same templates)."""
     bad = [f for d in derivations for f in d.failures]
     if bad:
         raise VerificationError("the derivation did not pass its checks, so no document is written: " + "; ".join(bad))
-    ctx = context(derivations, fragment=fragment, fmt=fmt)
+    if getattr(derivations[0], "view", "scalar") == "layer":     # vectors and matrices (render_layer.py)
+        from .render_layer import context as layer_context
+        ctx = layer_context(derivations, fragment=fragment, fmt=fmt)
+    else:
+        ctx = context(derivations, fragment=fragment, fmt=fmt)
     env = _env(fmt, template_path)
     name = {"md": "derivation.md.j2", "tex": "fragment.tex.j2" if fragment else "derivation.tex.j2"}[fmt]
     return env.get_template(name).render(**ctx)

@@ -30,6 +30,7 @@ with the elementwise functions of ``ELEMENTWISE``). ``evaluate`` interprets a te
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import prod
@@ -625,6 +626,8 @@ def _map_printer():
                     num.append(f)
 
             def join(fs):
+                if len(fs) == 1 and den:            # alone over (or under) a fraction bar: no parentheses
+                    return self._print(fs[0])
                 scal = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in fs if not self._is_tensor(f)]
                 tens = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in fs if self._is_tensor(f)]
                 body = " \\odot ".join(tens)
@@ -641,21 +644,28 @@ def _map_printer():
 
 
 def to_latex(t: T, display: dict | None = None) -> str:
-    """LaTeX in matrix notation: W^{(1)} x + b^{(1)}, δ ⊙ σ′, (W^{(2)})^⊤ δ^{(2)}, δ^{(1)} x^⊤.
+    r"""LaTeX in matrix notation: W^{(1)} x + b^{(1)}, δ ⊙ σ′, W^{(2)\top} δ^{(2)}, δ x^⊤, 1ᵀ(y ⊙ log p).
 
-    ``display`` maps names (and ``delta_NAME`` for adjoints) to their LaTeX where it differs.
+    ``display`` maps names (and ``delta_NAME`` for adjoints) to their LaTeX where it differs (a
+    document also maps them to numbers: a bmatrix for a vector or matrix). A transpose joins a
+    name's own superscript (W^{(2)\top}, as Goodfellow et al. write it); the sum of a vector's
+    entries is 1ᵀv (of a matrix's, 1ᵀA1), a mean (1/n) 1ᵀv; operands are parenthesised only
+    where a product or a power needs it, never twice (printing.paren).
     """
     display = display or {}
     if isinstance(t, Var):
         return _tex_name(ADJOINT_PREFIX + t.name if t.adjoint else t.name, display)
     if isinstance(t, Map):
+        from .printing import paren
+        from .printing import tidy
         plain = {ph(i): to_latex(a, display) for i, a in enumerate(t.args)}
-        wrapped = {k: v if _atomic(a) else r"\left(" + v + r"\right)" for (k, v), a in zip(plain.items(), t.args)}
-        bare = {t.f} if t.f.is_Symbol else set(t.f.args) if t.f.is_Add else set()
-        bare |= {-b for b in bare}
-        args_tex = {k: plain[k] if k in bare else wrapped[k] for k in plain}
+        f = tidy(t.f)                           # common factors out: 2 (a - y), not 2 a - 2 y
+        grouped, scaled = _grouped_operands(f)
+        args_tex = {k: paren(v) if (k in grouped and not _tex_atomic(a)) or (k in scaled and isinstance(a, Map)
+                                                                             and not _tex_atomic(a)) else v
+                    for (k, v), a in zip(plain.items(), t.args)}
         p = _map_printer()(args_tex, {ph(i) for i, a in enumerate(t.args) if a.shape}, display)
-        body = p.doprint(t.f)
+        body = p.doprint(f)
         if t.shape and all(not a.shape for a in t.args):
             return body + r"\,\mathbf{1}"
         return body
@@ -673,9 +683,43 @@ def to_latex(t: T, display: dict | None = None) -> str:
         sub = ",".join(str(i + 1) for i in t.index)
         if isinstance(t.a, Var):
             return "{" + inner + "}_{" + sub + "}"
-        return r"\left(" + inner + r"\right)_{" + sub + "}"
-    op = {Sum: r"\operatorname{sum}", Mean: r"\operatorname{mean}", Softmax: r"\operatorname{softmax}"}[type(t)]
-    return op + r"\left(" + to_latex(t.a, display) + r"\right)"
+        from .printing import paren
+        return paren(inner) + "_{" + sub + "}"
+    if isinstance(t, (Sum, Mean)):
+        inner = _tex_factor(t.a, display)
+        ones = r"\mathbf{1}^{\top} " + inner + (r" \mathbf{1}" if len(t.a.shape) == 2 else "")
+        n = size(t.a.shape)
+        return ones if isinstance(t, Sum) or n == 1 else r"\frac{1}{" + str(n) + r"} \, " + ones
+    from .printing import call
+    return call(r"\operatorname{softmax}", to_latex(t.a, display))
+
+
+def _tex_atomic(t: T) -> bool:
+    """Printed as one symbol (or a call) in LaTeX: never parenthesised as an operand."""
+    if isinstance(t, (Var, Softmax)):
+        return True
+    if isinstance(t, (Transpose, Index)):
+        return isinstance(t.a, Var)
+    return isinstance(t, Map) and not t.args and (t.f.is_Symbol or (t.f.is_Number and t.f >= 0))
+
+
+@lru_cache(maxsize=4096)
+def _grouped_operands(f: sp.Expr) -> tuple[frozenset, frozenset]:
+    """The placeholders of a map's f that stand as a factor of a product or the base of a power
+    (there a sum or a matrix product needs parentheses; as a term or a function's argument, not),
+    and those only multiplied by a number (−W x, 2 W x: only a sum needs them there)."""
+    grouped, scaled = set(), set()
+    for e in sp.preorder_traversal(f):
+        if e.is_Mul:
+            coeff, rest = e.as_coeff_mul()
+            if len(rest) == 1 and rest[0].is_Symbol:
+                scaled.add(rest[0])
+                continue
+            grouped.update(a for a in e.args if a.is_Symbol)
+            grouped.update(a.base for a in e.args if a.is_Pow and a.base.is_Symbol)
+        elif e.is_Pow and e.base.is_Symbol:
+            grouped.add(e.base)
+    return frozenset(grouped), frozenset(scaled - grouped)
 
 
 def _tex_name(name: str, display: dict) -> str:
@@ -689,14 +733,33 @@ def _tex_name(name: str, display: dict) -> str:
 
 def _tex_factor(t: T, display) -> str:
     s = to_latex(t, display)
-    return s if _atomic(t) or isinstance(t, (MatMul, Outer)) else r"\left(" + s + r"\right)"
+    if _tex_atomic(t) or isinstance(t, (MatMul, Outer)):
+        return s
+    if isinstance(t, Map) and t.args and (t.f.is_Pow or t.f.is_Function or s.startswith(r"\frac")):
+        return s                                # 1ᵀ (y − a)², not 1ᵀ [(y − a)²]; a fraction is one factor
+    from .printing import paren
+    return paren(s)
+
+
+_TRAILING_SUP = re.compile(r"\^\{(\([^{}()]*\))\}\Z")      # a label such as ^{(2)}, not a power
 
 
 def _tex_sup(t: T, display, sup: str) -> str:
     s = to_latex(t, display)
-    if isinstance(t, Var) and "^" not in s:
+    if isinstance(t, Var):
+        return name_sup(s, sup)
+    from .printing import paren
+    return paren(s) + "^{" + sup + "}"
+
+
+def name_sup(s: str, sup: str = TOP) -> str:
+    r"""A printed name with a superscript added: W^{(2)} -> W^{(2)\top}, x -> x^{\top}, {x^2} -> {x^2}^{\top}."""
+    m = _TRAILING_SUP.search(s)
+    if m:
+        return s[:m.start()] + "^{" + m.group(1) + sup + "}"
+    if "^" not in s:
         return f"{s}^{{{sup}}}"
-    return r"\left(" + s + r"\right)^{" + sup + "}"
+    return "{" + s + "}^{" + sup + "}"
 
 
 # ------------------------------------------------------- NumPy semantics ---

@@ -50,9 +50,9 @@ class MatrixRule:
 
 # One line per operation (and per shape case of the matrix product).
 RULES: dict[str, MatrixRule] = {r.key: r for r in [
-    MatrixRule("matmul_mm_left", "matrix product, left factor", r"C = AB \Rightarrow \bar{A} = \bar{C} B^{\top}",
+    MatrixRule("matmul_mm_left", "matrix product, left factor", r"C = A B \Rightarrow \bar{A} = \bar{C} B^{\top}",
                "C = A @ B: delta_A = delta_C @ transpose(B)"),
-    MatrixRule("matmul_mm_right", "matrix product, right factor", r"C = AB \Rightarrow \bar{B} = A^{\top} \bar{C}",
+    MatrixRule("matmul_mm_right", "matrix product, right factor", r"C = A B \Rightarrow \bar{B} = A^{\top} \bar{C}",
                "C = A @ B: delta_B = transpose(A) @ delta_C"),
     MatrixRule("matmul_mv_left", "matrix-vector product, the matrix (BP4)",
                r"c = A b \Rightarrow \bar{A} = \bar{c}\, b^{\top}", "c = A @ b: delta_A = delta_c @ transpose(b)"),

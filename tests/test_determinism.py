@@ -16,6 +16,8 @@ SEEDS = ("0", "1", "12345")
 EXAMPLES = ("seed_warmup", "seed_network")
 COMMANDS = [["derive", "{ex}", "--format", "md"], ["derive", "{ex}", "--format", "tex"],
             ["derive", "{ex}", "--format", "json"], ["eval", "{ex}", "--format", "json"]]
+LAYER_COMMANDS = [("derive", "two_layer_vector", "--format", "md"), ("derive", "two_layer_vector", "--format", "tex"),
+                  ("derive", "seed_network", "--view", "layer", "--format", "md")]      # the layer view's documents
 
 
 def _run(args, seed):
@@ -29,6 +31,7 @@ def _run(args, seed):
 @pytest.fixture(scope="module")
 def outputs():
     jobs = [(ex, tuple(a.format(ex=ex) for a in cmd), seed) for ex in EXAMPLES for cmd in COMMANDS for seed in SEEDS]
+    jobs += [(cmd[1], cmd, seed) for cmd in LAYER_COMMANDS for seed in SEEDS]
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
         results = list(pool.map(lambda job: _run(list(job[1]), job[2]), jobs))
     return {(args, seed): r for (_, args, seed), r in zip(jobs, results)}
@@ -45,6 +48,15 @@ def test_output_is_identical_across_hash_seeds(outputs, example, command):
     first = runs[0][1]
     for seed, (_, out, _) in zip(SEEDS[1:], runs[1:]):
         assert out == first, f"`derivator {' '.join(args)}` differs between PYTHONHASHSEED={SEEDS[0]} and {seed}"
+
+
+@pytest.mark.parametrize("command", [" ".join(c) for c in LAYER_COMMANDS])
+def test_layer_documents_are_identical_across_hash_seeds(outputs, command):
+    runs = [outputs[(tuple(command.split()), seed)] for seed in SEEDS]
+    for rc, out, err in runs:
+        assert rc == 0, err.decode(errors="replace")
+        assert out
+    assert len({out for _, out, _ in runs}) == 1, f"`derivator {command}` differs between hash seeds"
 
 
 def test_error_messages_are_identical_across_hash_seeds(tmp_path):

@@ -269,7 +269,7 @@ def test_default_views(capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["derive", "seed_warmup", "--view", "layer"], ["layer view needs", "shapes"]),
-    (["derive", "two_layer_vector", "--format", "md"], ["documents of the layer view", "--format json"]),
+    (["derive", "two_layer_vector", "--format", "md", "--wrt", "W9"], ["'W9' is not a name"]),
     (["derive", "two_layer_vector", "--wrt", "W3"], ["'W3' is not a name", "W1, x, b1"]),
     (["eval", "two_layer_vector", "--at", "x=[1, 2]"], ["shape [2]", "[3]"]),
     (["eval", "two_layer_vector", "--at", "x=[1, 2, oops]"], ["list"]),

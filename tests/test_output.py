@@ -14,11 +14,16 @@ def documents():
 
 
 def test_every_example_has_both_documents(documents):
+    """NAME.md and NAME.tex in the default view; a network's layer view also as NAME.layer.md and .tex."""
     import derivator
     for name in derivator.examples():
-        if derivator.api.default_view(derivator.load(name)) == "layer":
-            continue      # the layer view's documents are not written yet (derive --format json)
+        d = derivator.load(name)
         assert f"{name}.md" in documents and f"{name}.tex" in documents
+        layer = d.network is not None and derivator.api.default_view(d) == "scalar"
+        assert (f"{name}.layer.md" in documents and f"{name}.layer.tex" in documents) == layer, name
+    assert "Local rules: vector-Jacobian products" in documents["two_layer_vector.md"]
+    assert "Local rules: vector-Jacobian products" in documents["seed_network.layer.md"]
+    assert "Local derivatives" in documents["seed_network.md"]
 
 
 @pytest.mark.parametrize("fmt", ["md", "tex"])

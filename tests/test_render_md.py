@@ -21,6 +21,7 @@ import pytest
 import derivator
 from derivator.cli import main
 from derivator.render import render
+from layer_definitions import LAYER, MNIST, with_point
 
 ROOT = Path(__file__).resolve().parent.parent
 KATEX_VERSION = "0.19.1"
@@ -33,31 +34,34 @@ HOSTILE = {
                             "v": "u*sign + dot*invden + x1w1"},
               "at": {"xscr": 1, "w1": 2, "w_1": 3, "x0": 4, "x_0": 5, "delta_u": 6, "x__2": 7, "hbar": 8, "beth": 9,
                      "xfrak": -10, "sign": 2, "dot": 1, "invden": 3, "x1w1": 0.5}, "lr": 0.1},
-    "relu": {"network": {"inputs": 2, "layers": [{"units": 2, "activation": "relu"}, {"units": 1}], "bias": "none"},
-             "at": {"x1": 0.5, "x2": -1.0, "y1": 1.0, "w1": 0.1, "w2": -0.2, "w3": 0.3, "w4": 0.4, "w5": -0.5,
-                    "w6": 0.6}, "lr": 0.1},
+    "relu": LAYER["relu"],
     "domain": {"equations": {"F": "sqrt(a)*b"}, "at": {"a": 0, "b": 1}, "lr": 0.1},
     "log": {"equations": {"u": "log(a)", "F": "u*b + c"}, "at": {"a": -1, "b": 1, "c": 2}, "lr": 0.1},
     "huge": {"equations": {"u": "exp(a)", "F": "u*b + log(u)"}, "at": {"a": 1000, "b": 2}, "lr": 0.1},
-    "layered": {"network": {"inputs": 2, "layers": [{"units": 2, "activation": "tanh"},
-                                                    {"units": 3, "activation": "softmax"}],
-                            "bias": "shared", "loss": "cross_entropy", "naming": "layered"},
-                "at": {"x1": 0.5, "x2": -1, "y1": 1, "y2": 0, "y3": 0, "w_1_1_1": 0.1, "w_1_1_2": -0.2,
-                       "w_1_2_1": 0.3, "w_1_2_2": 0.4, "w_2_1_1": -0.5, "w_2_1_2": 0.6, "w_2_2_1": 0.1,
-                       "w_2_2_2": 0.2, "w_2_3_1": 0.3, "w_2_3_2": -0.1, "b_1": 0.1, "b_2": -0.1}, "lr": 0.5},
+    "layered": LAYER["layered"],
 }
 
 
-def _md(name_or_dict, wrt=None) -> str:
+def _md(name_or_dict, wrt=None, view=None) -> str:
     d = derivator.load_dict(name_or_dict) if isinstance(name_or_dict, dict) else derivator.load(name_or_dict)
-    return render(derivator.derive_all(d, wrt, view="scalar"), "md")
+    return render(derivator.derive_all(d, wrt, view=view), "md")
 
 
 @pytest.fixture(scope="module")
 def docs() -> dict[str, str]:
     out = {n: _md(n) for n in derivator.examples()}
     out.update({f"hostile_{k}": _md(v) for k, v in HOSTILE.items()})
+    out.update({f"{n}.layer": _md(n, view="layer") for n in derivator.examples()
+                if derivator.load(n).network is not None})
+    out.update({f"layer_{k}": _md(v, view="layer") for k, v in LAYER.items()})
+    out["layer_mnist"] = _md(MNIST)
+    out["layer_mnist_at"] = _md(with_point(MNIST))
     return out
+
+
+DOCS = (derivator.examples() + [f"hostile_{k}" for k in HOSTILE] + [f"layer_{k}" for k in LAYER]
+        + ["layer_mnist", "layer_mnist_at"]
+        + [f"{n}.layer" for n in derivator.examples() if derivator.load(n).network is not None])
 
 
 # ------------------------------------------------------- math spans, as GitHub finds them ---
@@ -139,7 +143,7 @@ def _italic_words(tex: str) -> list[str]:
     return re.findall(r"[A-Za-z]{2,}", s)
 
 
-@pytest.mark.parametrize("name", derivator.examples() + [f"hostile_{k}" for k in HOSTILE])
+@pytest.mark.parametrize("name", DOCS)
 def test_math_reads_like_a_hand_derivation(docs, name):
     md = docs[name]
     for tex, display, line in math_spans(md):
@@ -153,7 +157,7 @@ def test_math_reads_like_a_hand_derivation(docs, name):
     assert not re.search(r"(?i)\bnan\b|\binf\b|infinity|\\infty", md), f"{name}: a non-number is printed"
 
 
-@pytest.mark.parametrize("name", derivator.examples() + [f"hostile_{k}" for k in HOSTILE])
+@pytest.mark.parametrize("name", DOCS)
 def test_tables_keep_their_columns(docs, name):
     """GitHub splits table rows at every | that is not escaped, math or not."""
     cells = None
@@ -181,6 +185,86 @@ def test_markdown_has_every_section_and_one_picture(capsys):
     # weights that share a structure: one group, one worked example, one table of all of them
     assert md.count("There are 2 paths from $L$ to") == 2          # w1 and b1 worked; w2…w6, b2, b3 in tables
     assert md.count("| $w_") == 12
+
+
+# ------------------------------------------------------- the layer view ---
+
+def test_layer_document_has_every_section_shapes_lemma_and_one_picture(docs):
+    md = docs["two_layer_vector"]
+    for heading in ("## 1. The computational graph", "## 2. Forward pass",
+                    "## 3. Local rules: vector-Jacobian products", "## 4. Backward pass: reverse accumulation",
+                    "## 5. Gradients", "## 6. How this was checked", "### 5.1 With respect to W2, b2"):
+        assert heading in md
+    assert md.count("```mermaid") == 1 and 'n0(["W1 ∈ ℝ⁴ˣ³"])' in md       # tensor nodes with their shapes
+    assert r"z_1 &= W_1 x + b_1 \quad \in \mathbb{R}^{4}" in md            # the forward pass with shapes
+    assert r"| $z_2 \to a_1$ | $W_2^{\top} \delta_{z_2}$ | matrix-vector product, the vector (BP2) |" in md
+    # the lemma derived: the softmax rule, the loss's δ substituted, the cancellation, then the numbers
+    assert (r"\delta_{z_2} &= p \odot (\delta_{p} - p^{\top} \delta_{p}) = p \odot \left(-\frac{y}{p} - "
+            r"p^{\top} \left(-\frac{y}{p}\right)\right) = p (\mathbf{1}^{\top} y) - y") in md
+    assert "**Lemma: softmax and cross-entropy.**" in md and r"\delta_{z_2} = p - y$ when they sum to 1" in md
+    # one table of every parameter, then each worked over its numbers, and the update
+    assert len(re.findall(r"^\| \$[Wb]_[12]\$ \| ", md, flags=re.M)) == 4
+    assert r"\frac{\partial L}{\partial W_1} &= \delta_{z_1} x^{\top} = " in md
+    assert r"-0.03137 & 0.06273 & -0.1255" in md                         # ∂L/∂W1, first row (torch: -0.0313652…)
+    assert r"W_1 &\leftarrow" in md and "0.1157 & -0.2314 & 0.3627" in md  # W1 - 0.5 ∂L/∂W1
+    assert md.count("**Lemma (softmax and cross-entropy)**") == 1       # and how it was checked
+
+
+def test_network_layer_document_draws_neurons_and_states_bp1_to_bp4(docs):
+    md = docs["layer_softmax_4884"]
+    assert md.count("```mermaid") == 1
+    picture = md[md.index("```mermaid"):md.index("```", md.index("```mermaid") + 3)]
+    assert picture.count("subgraph") == 4 and picture.count("((") == 4 + 8 + 8 + 4      # neurons in columns
+    assert picture.count(" --> ") == 4 * 8 + 8 * 8 + 8 * 4 + 4 + 1                 # weights are the edges
+    assert "W1" not in picture and "W⁽¹⁾" not in picture.split("subgraph")[0]
+    assert r"z^{(1)} &= W^{(1)} x + b^{(1)} \quad \in \mathbb{R}^{8}" in md
+    assert "**The output layer** (Nielsen's BP1" in md and md.count("That is the recursion of every hidden layer") == 1
+    assert r"\delta^{(2)} &= \delta_{a^{(2)}} \odot a^{(2)} \odot (1 - a^{(2)}) = (W^{(3)\top} \delta^{(3)}) \odot" in md
+    assert r"$\frac{1}{N}\, \Delta^{(1)} X^{\top}$" in md and r"$\frac{1}{N}\, \Delta^{(1)}\,\mathbf{1}_N$" in md
+    assert md.count("**Gradient-descent step**") == 6
+    bce = docs["layer_bce"]
+    assert "**Lemma: sigmoid and binary cross-entropy.**" in bce and r"\frac{a^{(2)} - y}{2}" in bce
+
+
+def _bmatrix_widths(md: str) -> list[int]:
+    return [max(r.count("&") + 1 for r in m.split(r"\\"))
+            for m in re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", md)]
+
+
+def test_large_layers_are_drawn_as_boxes_and_shortened(docs):
+    md = docs["layer_mnist_at"]
+    assert 'n0(["x ∈ ℝ⁷⁸⁴"])' in md and '-->|"W⁽¹⁾, b⁽¹⁾"| n1' in md          # one box per layer
+    assert r"\in \mathbb{R}^{128 \times 784}" in md and r"\cdots" in md and r"\ddots" in md
+    widths = _bmatrix_widths(md)
+    assert widths and max(widths) <= 8, "a 784-wide matrix is never printed"
+    assert max(len(m) for m in re.findall(r"\\begin\{bmatrix\}.*?\\end\{bmatrix\}", md)) < 400
+    assert len(md) < 40_000 and len(docs["layer_mnist"]) < 20_000
+
+
+def test_layer_documents_grow_linearly_with_depth():
+    """A deep sigmoid network (8 units a layer) in the layer view: the same bytes for every layer added."""
+    def doc(depth):
+        spec = {"network": {"inputs": 4, "layers": [{"units": 8}] * depth + [{"units": 4}]}}
+        return _md(with_point(spec), view="layer")
+    a, b, c = (len(doc(n)) for n in (2, 4, 8))
+    assert (c - b) / 4 == pytest.approx((b - a) / 2, rel=0.15)
+
+
+def test_layer_derivations_render_from_python_and_the_cli(capsys, tmp_path):
+    d = derivator.load("two_layer_vector")
+    proof = derivator.derive(d, "W1")
+    assert proof.to_markdown() == proof._repr_markdown_() and "## 5. Gradients" in proof.to_markdown()
+    assert proof.to_latex().rstrip().endswith(r"\end{document}")
+    assert r"\documentclass" not in proof.to_latex(fragment=True)
+    assert main(["derive", "seed_network", "--view", "layer", "--wrt", "W2", "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "### 5.1 Output layer: W2" in md and r"\delta^{(2)} a^{(1)\top}" in md
+    assert main(["derive", "seed_network", "--view", "layer", "--wrt", "w5"]) == 0       # one entry of W2
+    assert r"{W^{(2)}}_{1,1}" in capsys.readouterr().out
+    (tmp_path / "derivation.md.j2").write_text(
+        '{% extends "derivator/derivation.md.j2" %}\n{% block intro %}Week 4: {{ view }} view.\n\n{% endblock %}\n')
+    assert main(["derive", "two_layer_vector", "--templates", str(tmp_path)]) == 0
+    assert "Week 4: layer view." in capsys.readouterr().out
 
 
 def test_definitions_print_as_written(docs):

@@ -18,6 +18,7 @@ import pytest
 
 import derivator
 from derivator.render import render
+from layer_definitions import LAYER, MNIST, with_point
 
 PDFLATEX = shutil.which("pdflatex")
 needs_pdflatex = pytest.mark.skipif(
@@ -25,11 +26,12 @@ needs_pdflatex = pytest.mark.skipif(
     reason="pdflatex is not installed (Debian: apt-get install texlive-latex-base "
            "texlive-latex-extra texlive-pictures)")
 
-EXAMPLES = [n for n in derivator.examples()   # the layer view has no documents yet
-            if derivator.api.default_view(derivator.load(n)) == "scalar"]
+EXAMPLES = derivator.examples()               # each in its default view (two_layer_vector: the layer view)
+NETWORKS = [n for n in EXAMPLES if derivator.load(n).network is not None]     # also in the layer view
 NASTY_TITLE = r"\input{/etc/passwd} \write18{rm -rf /} $ % # _ { } ~ ^ \\ & <b>"
 MAX_OVERFULL_PT = 10.0      # an hbox this much too wide is text running off the page
-MAX_PAGES = {"seed_network": 5, "two_outputs": 10, "mazur": 8}   # a document an instructor keeps
+MAX_PAGES = {"seed_network": 5, "two_outputs": 10, "mazur": 8,   # a document an instructor keeps
+             "layer_mnist": 12, "layer_mnist_at": 12}              # 784-128-10, every parameter (issue 8)
 HOSTILE = {     # names sympy's printer would make into \mathscr, \mathfrak, \beth, \hbar, powers
     "names": {"equations": {"u": "xscr*w1 + w_1*x0 + x_0 + delta_u*x__2 + hbar*beth + abs(xfrak)",
                             "v": "u*sign + dot*invden + max(u, lambda_2)"},
@@ -39,9 +41,9 @@ HOSTILE = {     # names sympy's printer would make into \mathscr, \mathfrak, \be
 }
 
 
-def _tex(name_or_dict, *, fragment: bool = False) -> str:
+def _tex(name_or_dict, *, fragment: bool = False, view=None) -> str:
     d = derivator.load_dict(name_or_dict) if isinstance(name_or_dict, dict) else derivator.load(name_or_dict)
-    return render(derivator.derive_all(d), "tex", fragment=fragment)
+    return render(derivator.derive_all(d, view=view), "tex", fragment=fragment)
 
 
 def _nasty_definition() -> dict:
@@ -75,6 +77,11 @@ def sources() -> dict[str, str]:
     docs = {f"ex_{n}": _tex(n) for n in EXAMPLES}
     for n in ("seed_network", "two_outputs"):
         docs[f"frag_{n}"] = _tex(n, fragment=True)
+    docs.update({f"layer_{n}": _tex(n, view="layer") for n in NETWORKS})
+    docs.update({f"layer_{k}": _tex(v, view="layer") for k, v in LAYER.items()})
+    docs["layer_mnist"] = _tex(MNIST)
+    docs["layer_mnist_at"] = _tex(with_point(MNIST))
+    docs["frag_two_layer_vector"] = _tex("two_layer_vector", fragment=True)
     docs["nasty"] = _tex(_nasty_definition())
     docs.update({f"hostile_{k}": _tex(v) for k, v in HOSTILE.items()})
     return docs
@@ -159,10 +166,21 @@ def _pages(pdf: Path) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf.read_bytes()))
 
 
+LAYER_DOCS = [f"layer_{n}" for n in NETWORKS] + [f"layer_{k}" for k in LAYER] + ["layer_mnist", "layer_mnist_at"]
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("name", LAYER_DOCS)
+def test_layer_document_compiles(compiled, sources, name):
+    _assert_compiled(compiled[name])
+    t = sources[name]
+    assert not sorted({ch for ch in t if ord(ch) > 127}) and r"\begin{tikzpicture}" in t
+
+
 @needs_pdflatex
 @pytest.mark.parametrize("name", sorted(MAX_PAGES))
 def test_example_fits_its_page_budget(compiled, name):
-    res = compiled[f"ex_{name}"]
+    res = compiled[name if name.startswith("layer_") else f"ex_{name}"]
     _assert_compiled(res)
     assert _pages(res["pdf"]) <= MAX_PAGES[name]
 
@@ -176,7 +194,7 @@ def test_hostile_names_compile(compiled, sources, name):
 
 
 @needs_pdflatex
-@pytest.mark.parametrize("name", ["seed_network", "two_outputs"])
+@pytest.mark.parametrize("name", ["seed_network", "two_outputs", "two_layer_vector"])
 def test_fragment_compiles_when_input(compiled, name):
     _assert_compiled(compiled[f"frag_{name}"])
 

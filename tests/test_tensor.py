@@ -78,7 +78,12 @@ def test_latex_is_matrix_notation():
     disp = {"W1": "W^{(1)}", "b1": "b^{(1)}", "delta_z1": r"\delta^{(1)}"}
     assert to_latex(b("W1 @ x + b1"), disp) in ("W^{(1)} x + b^{(1)}", "b^{(1)} + W^{(1)} x")
     assert to_latex(Outer(Var("z1", (4,), adjoint=True), Var("x", (3,))), disp) == r"\delta^{(1)} x^{\top}"
-    assert to_latex(MatMul(Transpose(Var("W1", (4, 3))), Var("z1", (4,))), disp) == r"\left(W^{(1)}\right)^{\top} z_1"
+    assert to_latex(MatMul(Transpose(Var("W1", (4, 3))), Var("z1", (4,))), disp) == r"W^{(1)\top} z_1"
+    assert to_latex(MatMul(Transpose(Var("W2", (4, 3))), Var("z1", (4,))), disp) == r"W_2^{\top} z_1"
+    # sums as 1ᵀv, no parentheses twice or around a power, a negation without parentheses
+    assert to_latex(b("-sum(y * log(y))"), disp) == r"-\mathbf{1}^{\top} (y \odot \log(y))"
+    assert to_latex(b("mean((x - u)**2)"), disp) == r"\frac{1}{3} \, \mathbf{1}^{\top} (x - u)^2"
+    assert to_latex(b("2*x - 2*u"), disp) == r"2 (x - u)"
     assert r"\odot" in to_latex(b("y * log(y)"), disp)
 
 
