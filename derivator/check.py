@@ -11,8 +11,9 @@ independently of the rules table), never the rules that the steps cite.
 - A result is compared with an independent differentiation of the output:
   for small graphs, ``sympy.diff`` of the output composed in terms of the
   leaves (symbolically where the difference expands to zero, else at random
-  points); for large graphs, forward-mode accumulation of ``sympy.diff``'s
-  local partials at random points, whose cost is linear in the graph.
+  points); for large graphs, reverse accumulation of ``sympy.diff``'s local
+  partials at random points, once per point for the whole graph, so that
+  checking every parameter costs time linear in the graph.
 """
 from __future__ import annotations
 
@@ -132,15 +133,18 @@ def _close(a, b) -> bool:
     return abs(a - b) <= TOLERANCE * max(1, abs(b))
 
 
-def numeric_equal(mine: sp.Expr, ref: sp.Expr, points: Points, ref_env=None) -> tuple[bool, int, str]:
-    """Compare two expressions at the points; ``ref_env`` maps an env to the reference's env."""
+def numeric_equal(mine: sp.Expr, ref: sp.Expr, points: Points, ref_env=None,
+                  cached: bool = False) -> tuple[bool, int, str]:
+    """Compare two expressions at the points; ``ref_env`` maps an env to the reference's env;
+    ``cached``: both are in the graph's names, so the points' caches of values may be shared."""
     used = 0
     worst = mpmath.mpf(0)
     with mpmath.workdps(DIGITS):
-        for env in points.envs:
+        for k, env in enumerate(points.envs):
+            cache = points.caches[k] if cached else None
             try:
-                a = evaluate(mine, env)
-                b = evaluate(ref, ref_env(env) if ref_env else env)
+                a = evaluate(mine, env, cache)
+                b = evaluate(ref, ref_env(env) if ref_env else env, cache)
             except (NotReal, ZeroDivisionError, OverflowError, ValueError):
                 continue
             if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
@@ -209,42 +213,29 @@ def check_result_composed(graph, wrt: str, result: sp.Expr, points: Points, subs
     return Check("numeric", f"NOT equal to sympy's diff of the output written in the leaves ({info})", False)
 
 
-def forward_values(graph, wrt: str, ref_value, k: int) -> mpmath.mpf:
-    """∂output/∂wrt at point ``k`` by forward accumulation of sympy.diff's local partials.
+def check_result_reverse(wrt: str, result: sp.Expr, points: Points, reference, extend, cached: bool) -> Check:
+    """The result against ∂output/∂wrt by reverse accumulation of sympy's local derivatives.
 
-    ``ref_value(child, parent, k)`` is the value of sympy's ∂child/∂parent there."""
-    tangent = {wrt: mpmath.mpf(1)}
-    for n in graph.nodes:
-        if n.name == wrt:
-            continue
-        t = None
-        for p in n.parents:
-            tp = tangent.get(p)
-            if tp is None:
-                continue
-            term = ref_value(n.name, p, k) * tp
-            t = term if t is None else t + term
-        if t is not None:
-            tangent[n.name] = t
-    return tangent.get(graph.output, mpmath.mpf(0))
-
-
-def check_result_forward(graph, wrt: str, result: sp.Expr, points: Points, ref_value, extend=None) -> Check:
+    ``reference(k)`` gives every name's ∂output/∂name at point ``k`` (computed once per point for
+    the whole graph, so checking every parameter stays linear in the graph); ``extend(k, env)``
+    adds what the result needs beyond the point (the δ of wrt's children, where it is stated
+    through them); ``cached``: the result holds node and leaf symbols only, so the point's
+    cache of subexpression values may be shared."""
     used = 0
     with mpmath.workdps(DIGITS):
         for k, env in enumerate(points.envs):
             try:
-                b = forward_values(graph, wrt, ref_value, k)
-                a = evaluate(result, extend(env)) if extend else evaluate(result, env, points.caches[k])
+                b = reference(k).get(wrt, mpmath.mpf(0))
+                a = evaluate(result, env, points.caches[k]) if cached else evaluate(result, extend(k, env))
             except (NotReal, ZeroDivisionError, OverflowError, ValueError):
                 continue
             if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
                 continue
             used += 1
             if not _close(a, b):
-                return Check("numeric", "NOT equal to forward-mode accumulation of sympy's local derivatives "
+                return Check("numeric", "NOT equal to reverse accumulation of sympy's local derivatives "
                                         f"({mpmath.nstr(a, 12)} vs {mpmath.nstr(b, 12)})", False)
     if not used:
         return Check("numeric", "could not be checked: no test point where the gradient is finite", False)
-    return Check("numeric", f"equal to forward-mode accumulation of sympy's diff of each node at {points.describe(used)} "
+    return Check("numeric", f"equal to reverse accumulation of sympy's diff of each node at {points.describe(used)} "
                             f"(mpmath, {DIGITS} digits)", True)
