@@ -58,18 +58,17 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
 
 def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = MAX_PATHS) -> Derivation:
     """The checked derivation of ∂output/∂wrt (default: the first ``wrt`` of the definition)."""
-    name = _check_wrt(definition, [wrt or definition.wrt[0]])[0]
-    return _derive(_graph(definition), name, workspace=workspace(definition), max_paths=max_paths,
-                   title=definition.title, at=definition.at, lr=definition.lr, display=definition.display,
-                   layers=definition.layers)
+    return derive_all(definition, [wrt or definition.wrt[0]], max_paths=max_paths)[0]
 
 
 def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, progress=None) -> list[Derivation]:
     """Derivations for several names (default: every ``wrt``), sharing their local partials."""
     names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
+    g, ws = _graph(definition), workspace(definition)       # looked up once: a definition hashes in O(size)
     out = []
     for i, n in enumerate(names):
-        out.append(derive(definition, n, max_paths=max_paths))
+        out.append(_derive(g, n, workspace=ws, max_paths=max_paths, title=definition.title, at=definition.at,
+                           lr=definition.lr, display=definition.display, layers=definition.layers))
         if progress:
             progress(i + 1, len(names), n)
     return out

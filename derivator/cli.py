@@ -66,10 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_output(text: str, path: str | None) -> None:
-    """Standard output, or PATH written atomically."""
+def write_output(text, path: str | None) -> None:
+    """Standard output, or PATH written atomically. ``text`` is a string or an iterable of
+    strings, written one after the other (a large JSON document is never one string)."""
+    pieces = (text,) if isinstance(text, str) else text
     if not path:
-        sys.stdout.write(text)
+        for piece in pieces:
+            sys.stdout.write(piece)
         sys.stdout.flush()
         return
     folder = os.path.dirname(os.path.abspath(path))
@@ -81,14 +84,14 @@ def write_output(text: str, path: str | None) -> None:
         # a device or a pipe (/dev/null, /dev/stdout): write to it, never rename over it
         try:
             with open(path, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+                f.writelines(pieces)
         except OSError as e:
             raise UsageError(f"cannot write: {e.strerror}", source=path) from None
         return
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".derivator-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+            f.writelines(pieces)
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp):
@@ -123,9 +126,11 @@ def cmd_derive(a) -> int:
     if bad:
         raise VerificationError("the derivation did not pass its checks; nothing was written:\n  " + "\n  ".join(bad))
     if a.format == "json":
-        objs = [x.to_json() for x in ders]
-        data = objs[0] if len(objs) == 1 and (not a.wrt or len(a.wrt) == 1) else objs
-        text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+        from itertools import chain
+
+        from .render import derivations_json_text
+        single = len(ders) == 1 and (not a.wrt or len(a.wrt) == 1)
+        text = chain(derivations_json_text(ders, as_list=not single), ["\n"])   # written piece by piece
     else:
         from .render import render
         text = render(ders, a.format, fragment=a.fragment, template_path=a.templates)
