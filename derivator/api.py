@@ -27,11 +27,11 @@ def workspace(definition: Definition) -> Workspace:
 
 @lru_cache(maxsize=16)
 def _stable(definition: Definition):
-    """The graph rewritten for floating point, its workspace, and the bypassed nodes."""
+    """The graph rewritten for floating point, its workspace, and the nodes written into others."""
     from .stable import stabilize
-    g, bypassed = stabilize(_graph(definition))
+    g, inlined = stabilize(_graph(definition))
     ws = workspace(definition) if g is _graph(definition) else Workspace(g, definition.at_dict or None)
-    return g, ws, bypassed
+    return g, ws, inlined
 
 
 def graph(definition: Definition) -> Graph:
@@ -42,7 +42,7 @@ def graph(definition: Definition) -> Graph:
 def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
     g = _graph(definition)
     known = set(g.names)
-    out = []
+    out: dict[str, None] = {}
     for n in names:
         if n not in known:
             import difflib
@@ -51,8 +51,7 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
                              hint=f"did you mean {close[0]!r}?" if close else "names: " + ", ".join(g.names[:20]))
         if n == definition.output:
             raise UsageError(f"{n!r} is the output itself", source=definition.source)
-        if n not in out:
-            out.append(n)
+        out.setdefault(n, None)
     return tuple(out)
 
 
@@ -77,13 +76,13 @@ def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, 
 def compile(definition: Definition, wrt=None) -> CompiledGradient:  # noqa: A001 (SPEC's name)
     """The gradient of the output for every ``wrt`` as one compiled NumPy function."""
     names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
-    g, ws, bypassed = _stable(definition)
+    g, ws, inlined = _stable(definition)
     doc = (f"Compiled by derivator from {definition.source}"
            + (f" ({definition.title})" if definition.title else "")
            + f":\nthe values, adjoints and gradient of {definition.output} with respect to "
            + ", ".join(names) + ",\nby reverse accumulation over the checked local partials of its derivation.")
-    return compile_graph(g, names, ws.partial, definition, doc=doc, bypassed=bypassed,
-                         original_partial=workspace(definition).partial, layers=definition.layers)
+    return compile_graph(g, names, ws.partial, definition, doc=doc, original=_graph(definition),
+                         original_partial=workspace(definition).partial, inlined=inlined, layers=definition.layers)
 
 
 __all__ = ["load", "load_dict", "loads", "derive", "derive_all", "compile", "graph"]

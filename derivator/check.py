@@ -24,7 +24,7 @@ import mpmath
 import sympy as sp
 
 from .expr import symbol
-from .functions import Max2, Min2, relu, sigmoid, softplus
+from .functions import Max2, Min2, logsumexp, relu, sigmoid, softplus
 from .mpeval import NotReal, evaluate
 
 DIGITS = 30
@@ -49,6 +49,7 @@ class Check:
 _ELEMENTARY = {
     sigmoid: lambda x: 1 / (1 + sp.exp(-x)),
     softplus: lambda x: sp.log(1 + sp.exp(x)),
+    logsumexp: lambda *u: sp.log(sp.Add(*[sp.exp(x) for x in u])),
 }
 
 

@@ -28,6 +28,7 @@ from .expr import symbol
 from .graph import Graph
 from .mpeval import evaluate
 from .paths import Cone, cone, first_paths
+from .functions import logsumexp
 from .rules import RULES, local_derivative
 
 MAX_PATHS = 16              # paths listed in full; above this only the first few are shown
@@ -145,6 +146,7 @@ class _Shape:
 
 
 _SELF = symbol("_self")
+SYMMETRIC = (logsumexp,)    # functions whose value does not depend on the order of their arguments
 _SUM = RULES[sp.Add].name
 
 
@@ -157,25 +159,33 @@ class _Terms:
     sum of 512 inputs then costs one small shape per edge, not a 512-term expression per
     edge (which made wide layers cubic)."""
 
-    __slots__ = ("is_sum", "terms", "order")
+    __slots__ = ("is_sum", "terms", "order", "symmetric")
 
     def __init__(self, node):
-        self.is_sum = node.expr.is_Add
+        e = node.expr
+        self.is_sum = e.is_Add
         self.order = {p: i for i, p in enumerate(node.parents)}
         self.terms: dict[str, list] = {}
+        # a function symmetric in its arguments, all distinct names (the log-sum-exp of a softmax):
+        # its partial by any argument is one shape, with that argument written first
+        self.symmetric = type(e) in SYMMETRIC and all(a.is_Symbol for a in e.args) and len(set(e.args)) == len(e.args)
         if self.is_sum:
-            for t in node.expr.args:
+            for t in e.args:
                 for s in t.free_symbols:
                     self.terms.setdefault(s.name, []).append(t)
 
     def part(self, node, parent: str):
-        """(the sub-expression that holds ``parent``, its parents in the node's order)."""
+        """(the sub-expression that holds ``parent``, its parents in order, whether it is the whole)."""
+        if self.symmetric:
+            names = (parent,) + tuple(a.name for a in node.expr.args if a.name != parent)
+            return type(node.expr)(*[symbol(n) for n in names]), names, True
         terms = self.terms.get(parent) if self.is_sum else None
         if not terms:           # not a sum (or a parent that sympy cancelled: a - a + b)
-            return node.expr, node.parents
-        sub = sp.Add(*terms) if len(terms) != len(node.expr.args) else node.expr
+            return node.expr, node.parents, True
+        if len(terms) == len(node.expr.args):
+            return node.expr, node.parents, True
         names = sorted({s.name for t in terms for s in t.free_symbols}, key=self.order.__getitem__)
-        return sub, tuple(names)
+        return sp.Add(*terms), tuple(names), False
 
 
 class Workspace:
@@ -223,11 +233,10 @@ class Workspace:
         terms = self._terms.get(child)
         if terms is None:
             terms = self._terms[child] = _Terms(node)
-        expr, names = terms.part(node, parent)
+        expr, names, whole = terms.part(node, parent)
         canon = {symbol(p): _canon(i) for i, p in enumerate(names)}
         index = names.index(parent)
         cexpr = expr.xreplace(canon)
-        whole = expr is node.expr
         key = (cexpr, index, terms.is_sum, whole)
         shape = self._shapes.get(key)
         if shape is None:
@@ -274,9 +283,8 @@ class Workspace:
             shape, back = self._shape(child, parent)
             if shape.named is not None:          # the node's own expression already written as _self
                 named = shape.named.xreplace({**back, _SELF: node.symbol}) if shape.named.free_symbols else shape.named
-            else:
-                raw = shape.raw.xreplace(back)
-                named = raw.xreplace({node.expr: node.symbol}) if raw.has(node.expr) else raw
+            else:                                # a part of a sum: it cannot hold the whole sum
+                named = shape.raw.xreplace(back)
             self._partials[key] = LocalPartial(child, parent, named, shape.rules, shape.check)
         return self._partials[key]
 
