@@ -24,6 +24,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import precedence
 
 from .errors import UsageError, VerificationError
+from .functions import logsumexp
 from .graph import Graph
 
 RUNTIME = '''\
@@ -41,6 +42,14 @@ def _sigmoid(x):
     return numpy.reciprocal(t, out=t)
 
 
+def _sigmoid_(x):
+    """σ(x) computed in place in x (an array that nothing reads afterwards)."""
+    numpy.negative(x, out=x)
+    numpy.exp(x, out=x)
+    x += 1.0
+    return numpy.reciprocal(x, out=x)
+
+
 def _softplus(x):
     return numpy.logaddexp(0.0, x)
 
@@ -55,6 +64,57 @@ def _logsumexp(*u):
         m = numpy.maximum(m, x)
     m = numpy.where(numpy.isfinite(m), m, 0.0)
     return m + numpy.log(sum(numpy.exp(x - m) for x in u))
+
+
+def _softmax(*u):
+    """(log Σ exp(u_k), [exp(u_k − log Σ exp(u))]): the log-sum-exp and the softmax from one exp
+    per u_k (exp(u_k − m)/Σ exp(u − m), m the largest u); the same function as exp(u_k − lse)."""
+    m = u[0]
+    for x in u[1:]:
+        m = numpy.maximum(m, x)
+    if not numpy.isfinite(m).all():
+        m = numpy.where(numpy.isfinite(m), m, 0.0)
+    e = [numpy.exp(x - m) for x in u]
+    s = _add(*e) if len(e) > 1 else e[0].copy()
+    if s.__class__ is not numpy.ndarray:          # numbers, not arrays
+        return numpy.log(s) + m, [t / s for t in e]
+    lse = numpy.log(s)
+    lse += m
+    numpy.reciprocal(s, out=s)
+    for t in e:
+        t *= s
+    return lse, e
+
+
+def _softmax_rows(z):
+    """``_softmax`` of the rows of a matrix (a layer's logits over a block of samples): the
+    log-sum-exp per column and the matrix of the softmax, from one exp per entry."""
+    m = z.max(axis=0)
+    if not numpy.isfinite(m).all():
+        m = numpy.where(numpy.isfinite(m), m, 0.0)
+    e = z - m
+    numpy.exp(e, out=e)
+    s = e.sum(axis=0)
+    lse = numpy.log(s)
+    lse += m
+    e /= s
+    return lse, e
+
+
+def _batch(x, shape):
+    """x as a float array of the batch's shape (no copy where it is one already)."""
+    if x.__class__ is numpy.ndarray and x.shape == shape and x.dtype == numpy.float64:
+        return x
+    return numpy.broadcast_to(numpy.asarray(x, dtype=float), shape)
+
+
+def _batch_shape(*xs):
+    """The broadcast shape of numbers and arrays (a fast path for the usual: one shape, and scalars)."""
+    shapes = {x.shape if x.__class__ is numpy.ndarray else numpy.shape(x) for x in xs}
+    shapes.discard(())
+    if len(shapes) <= 1:
+        return shapes.pop() if shapes else ()
+    return numpy.broadcast_shapes(*shapes)
 
 
 def _broadcast(*xs):
@@ -113,6 +173,13 @@ def _total(x, shape):
     if x.shape == shape:
         return x.sum()
     return x.sum() * (math.prod(shape) / max(x.size, 1)) if x.ndim == 0 else numpy.broadcast_to(x, shape).sum()
+
+
+def _sumsq(a, shape):
+    """The batch total of a², without the array of squares."""
+    if a.__class__ is numpy.ndarray and a.shape == shape:
+        return numpy.dot(a.ravel(), a.ravel())
+    return _dot(a, a, shape)
 
 
 def _dot(a, b, shape):
@@ -221,6 +288,89 @@ class _Printer(NumPyPrinter):
         return f"numpy.abs({self._print(e.args[0])})"
 
 
+class _Softmax:
+    """The softmax outputs o_k = exp(z_k − _lse) of a log-sum-exp node _lse = logsumexp(z_1, …, z_m)
+    (``stable.py`` writes softmax outputs so): where the code needs them, one call of ``_softmax``
+    gives the log-sum-exp and every o_k from the same m exponentials."""
+
+    def __init__(self, graph: Graph):
+        args = {n.name: {a.name: i for i, a in enumerate(n.expr.args)} for n in graph.nodes
+                if isinstance(n.expr, logsumexp) and all(a.is_Symbol for a in n.expr.args)}
+        self.outputs: dict[str, dict[str, int]] = {}       # lse node -> {output node: its logit's position}
+        self.source: dict[str, tuple[str, int]] = {}       # output node -> (lse node, position)
+        for n in graph.nodes:
+            e = n.expr
+            if not (isinstance(e, sp.exp) and e.args[0].is_Add and len(e.args[0].args) == 2):
+                continue
+            for z, neg in (e.args[0].args, e.args[0].args[::-1]):
+                lse = (-neg).name if (-neg).is_Symbol else None
+                if z.is_Symbol and lse in args and z.name in args[lse]:
+                    self.outputs.setdefault(lse, {})[n.name] = args[lse][z.name]
+                    self.source[n.name] = (lse, args[lse][z.name])
+                    break
+
+    def line(self, em, pr: _Printer, n, keep) -> str:
+        """The line that computes node ``n`` (with the names of ``pr``)."""
+        target = pr.names[n.name]
+        outs = self.outputs.get(n.name)
+        if outs and any(o in keep for o in outs):
+            em.called.add(n.name)
+            return f"{target}, _sm{target} = _softmax({', '.join(em.text(a) for a in n.expr.args)})"
+        src = self.source.get(n.name)
+        if src is not None and src[0] in em.called:
+            return f"{target} = _sm{pr.names[src[0]]}[{src[1]}]"
+        if n.expr.is_Add and len(n.expr.args) >= 3 and n.expr not in pr.temps:
+            value = _sum_code(pr, n.expr, em.text)
+        else:
+            value = em.text(n.expr)
+        if not n.expr.free_symbols:      # a constant node (u = a - a is 0): a float64, never a Python int
+            value = f"numpy.float64({value})"
+        return f"{target} = {value}"
+
+
+def total_code(em, pr: _Printer, e, shape: str) -> str:
+    """Code of the batch total of ``e`` from its terms, without the per-sample array of ``e``:
+    c·a·b sums as a dot product, c·a² as a sum of squares (one pass, no array of products)."""
+    parts = []
+    for term in sp.Add.make_args(e):
+        c, rest = term.as_coeff_Mul()
+        factors = sp.Mul.make_args(rest)
+        if rest == 1:
+            code = f"_total(1.0, {shape})"
+        elif len(factors) == 2 and not rest.is_Pow:
+            code = f"_dot({em.text(factors[0])}, {em.text(factors[1])}, {shape})"
+        elif rest.is_Pow and rest.exp == 2:
+            code = f"_sumsq({em.text(rest.base)}, {shape})"
+        else:
+            code = f"_total({em.text(rest)}, {shape})"
+        parts.append(code if c == 1 else "-" + code if c == -1 else f"{float(c)!r} * {code}")
+    if len(parts) > _Printer.FLAT:
+        return "_add(" + ", ".join(parts) + ")"
+    return parts[0] + "".join(f" - {p[1:]}" if p.startswith("-") else f" + {p}" for p in parts[1:])
+
+
+def adjoint_into(pr: _Printer, contributions, target: str, text) -> list[str]:
+    """Lines that write δ_n = Σ_c δ_c · ∂c/∂n into ``target`` (a row of a layer's matrix of deltas)
+    with no new array where the terms allow: ``numpy.multiply(δ_c, o, out=target)``, then
+    ``target -= y``. Any other sum is computed, then copied in."""
+    terms = [(a, _pull_constant(e)) for a, e in contributions if e != 0]
+
+    def simple(a, e):          # δ_c · (a name), or ± (a name) for the output's δ = 1
+        return (a is not None and not pr.fresh(e) and e != 1) or (a is None and (e.is_Symbol or (-e).is_Symbol))
+    if not terms or not all(simple(a, e) for a, e in terms):
+        return [f"{target} = {adjoint_sum(pr, contributions, text)}"]
+    terms.sort(key=lambda t: t[0] is None)            # a product first: it writes the target
+    lines = []
+    for i, (a, e) in enumerate(terms):
+        if a is not None:
+            lines.append(f"numpy.multiply({a}, {text(e)}, out={target})" if i == 0 else f"{target} += {a} * {text(e)}")
+        elif e.is_Symbol:
+            lines.append(f"numpy.copyto({target}, {text(e)})" if i == 0 else f"{target} += {text(e)}")
+        else:
+            lines.append(f"numpy.negative({text(-e)}, out={target})" if i == 0 else f"{target} -= {text(-e)}")
+    return lines
+
+
 def shared_subexpressions(exprs) -> dict:
     """{subexpression: temporary's name} for every compound subexpression met twice or more.
 
@@ -254,6 +404,7 @@ class _Emitter:
         self.pr, self.ind = pr, indent
         self.lines: list[str] = []
         self.done: set = set()
+        self.called: set = set()         # the log-sum-exp nodes computed with their softmax outputs
 
     def text(self, e) -> str:
         self.prepare(e)
@@ -416,18 +567,13 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", orig
     head += [f"{ind}{names[x]} = numpy.asarray({names[x]}, dtype=float)" for x in leaves]
     head.append(f"{ind}_shape = _broadcast({', '.join(names[x] for x in leaves)})")
 
+    softmax = _Softmax(graph)
+
     def forward(em: _Emitter, keep) -> None:
         em.line("# forward: every node from its parents")
         for n in nodes:
-            if n.name not in keep:
-                continue
-            if n.expr.is_Add and len(n.expr.args) >= 3 and n.expr not in pr.temps:
-                value = _sum_code(pr, n.expr, em.text)
-            else:
-                value = em.text(n.expr)
-            if not n.expr.free_symbols:      # a constant node (u = a - a is 0): a float64, never a Python int
-                value = f"numpy.float64({value})"
-            em.line(f"{names[n.name]} = {value}")
+            if n.name in keep:
+                em.line(softmax.line(em, pr, n, keep))
 
     def backward(em: _Emitter, with_leaves: bool) -> dict:
         em.line("# reverse: adjoints, output first")
@@ -510,8 +656,13 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", orig
     as_node = [w for w in wrt if not graph.is_leaf(w) and w in rewritten]
     if as_node:                       # a wrt node whose adjoint as written reads every value
         keep.update(n.name for n in nodes)
+    # the output's value only for its total (no partial reads it): its total from its terms
+    read = {x.name for e in pedge.values() for x in e.free_symbols} | set(as_node)
+    by_terms = out not in read and graph.node(out).expr.is_Add
+    if by_terms:
+        keep.discard(out)
     for n in reversed(nodes):          # and what those read
-        if n.name in keep:
+        if n.name in keep or n.name == out:
             keep.update(p for p in n.parents if p in graph.index)
     forward(em, keep)
     adj = backward(em, with_leaves=False)
@@ -535,7 +686,8 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", orig
         return " + ".join(parts) or "0.0"
     gradient = mapping(wrt, total_of)
     em.line(f"_gradient = {gradient}")
-    em.line(f"return _total({names[out]}, _shape), _gradient, math.prod(_shape)")
+    value = total_code(em, pr, graph.node(out).expr, "_shape") if by_terms else f"_total({names[out]}, _shape)"
+    em.line(f"return {value}, _gradient, math.prod(_shape)")
     totals = [f"def totals({args}):",
               f'    """The batch total of {out} and of each gradient, and the batch size."""']
     totals += [ind + line for line in head] + em.lines
@@ -596,32 +748,30 @@ class CompiledGradient:
         exec(compile(source, f"<derivator:{graph.output}>", "exec"), namespace)  # our generated code only
         self._pointwise = namespace["gradient"]
         self._totals = namespace["totals"]
-        self._layered = namespace.get("_layered_totals")
-        self._position = {x: i for i, x in enumerate(self.leaves)}
+        self._layered = namespace.get("_layered_flat")
+        self._leafset = frozenset(self.leaves)
         params = set(namespace.get("_LAYERED_PARAMS", ()))
         self._is_param = [x in params for x in self.leaves]
 
     def _args(self, kwargs):
         """(arguments in leaf order, their broadcast shape, whether the matrix-product code applies)."""
-        position = self._position
-        if len(kwargs) != len(position) or not all(k in position for k in kwargs):
+        if kwargs.keys() != self._leafset:
             missing = [x for x in self.leaves if x not in kwargs]
             if missing:
                 raise UsageError("no value for " + ", ".join(missing[:12]) + (" …" if len(missing) > 12 else ""),
                                  hint="every leaf needs a value: " + ", ".join(self.leaves[:12])
                                  + (" …" if len(self.leaves) > 12 else ""))
-            unknown = [k for k in kwargs if k not in position]
+            unknown = [k for k in kwargs if k not in self._leafset]
             raise UsageError("not a leaf of the graph: " + ", ".join(map(str, unknown[:12])),
                              hint="the leaves are " + ", ".join(self.leaves[:12]) + (" …" if len(self.leaves) > 12 else ""))
-        args = [kwargs[x] for x in self.leaves]
+        args = list(map(kwargs.__getitem__, self.leaves))
         shaped = []                 # (name, shape) of every array argument
         matrix = self._layered is not None
-        for i, x in enumerate(args):
-            if type(x) is float:
-                continue
-            if type(x) is not np.ndarray or x.dtype.kind not in "fiub":
+        for i in [i for i, x in enumerate(args) if x.__class__ is not float]:     # arrays, mostly
+            x = args[i]
+            if x.__class__ is not np.ndarray or x.dtype.kind not in "fiub":
                 x = args[i] = self._number(self.leaves[i], x)
-                if type(x) is float:
+                if x.__class__ is float:
                     continue
                 if x.dtype.kind not in "fiub":
                     raise self._not_real(self.leaves[i], x)
@@ -629,14 +779,18 @@ class CompiledGradient:
                 shaped.append((self.leaves[i], x.shape))
                 if matrix and (self._is_param[i] or x.ndim > 1):
                     matrix = False
-        try:
-            shape = np.broadcast_shapes(*(sh for _, sh in shaped)) if shaped else ()
-        except ValueError:
-            first = shaped[0]
-            other = next(((n, sh) for n, sh in shaped if sh != first[1]), shaped[-1])
-            raise UsageError(f"the inputs do not broadcast together: {first[0]} has shape {first[1]}, "
-                             f"{other[0]} has shape {other[1]}",
-                             hint="give every input one value, or arrays of one shape (a batch)") from None
+        shapes = {sh for _, sh in shaped}
+        if len(shapes) <= 1:
+            shape = shapes.pop() if shapes else ()
+        else:
+            try:
+                shape = np.broadcast_shapes(*shapes)
+            except ValueError:
+                first = shaped[0]
+                other = next((n, sh) for n, sh in shaped if sh != first[1])
+                raise UsageError(f"the inputs do not broadcast together: {first[0]} has shape {first[1]}, "
+                                 f"{other[0]} has shape {other[1]}",
+                                 hint="give every input one value, or arrays of one shape (a batch)") from None
         return args, shape, matrix and len(shape) == 1
 
     @staticmethod
@@ -707,14 +861,31 @@ class CompiledGradient:
 
     def sum(self, /, **batch) -> Totals:
         """Batch totals; a non-finite total is traced to its input (UsageError) when one is to blame."""
+        return self._reduce(batch, mean=False)
+
+    def mean(self, /, **batch) -> Totals:
+        """Batch means; as ``sum``, each total divided by the batch size."""
+        return self._reduce(batch, mean=True)
+
+    def _reduce(self, batch, mean: bool) -> Totals:
         args, shape, matrix = self._args(batch)
         with np.errstate(invalid="ignore"):     # a non-finite total is traced below, not warned about twice
-            value, gradient, n = self._layered(*args) if matrix else self._chunked_totals(args, shape)
-        if not (math.isfinite(value) and all(math.isfinite(v) for v in gradient.values())):
+            if matrix:                          # matrix products: the gradients as one array
+                value, flat, n = self._layered(*args)
+                if mean:
+                    flat = flat / max(n, 1)
+                finite = bool(np.isfinite(flat).all())
+                gradient = dict(zip(self.wrt, flat.tolist()))
+            else:
+                value, gradient, n = self._chunked_totals(args, shape)
+                gradient = {k: float(v) / max(n, 1) if mean else float(v) for k, v in gradient.items()}
+                finite = all(math.isfinite(v) for v in gradient.values())
+        value = float(value) / max(n, 1) if mean else float(value)
+        if not (finite and math.isfinite(value)):
             self._nonfinite_inputs(args)
             warnings.warn(f"the batch total of {self.output} or of a gradient is not finite", RuntimeWarning,
-                          stacklevel=2)
-        return Totals(self.output, float(value), {k: float(v) for k, v in gradient.items()}, int(n))
+                          stacklevel=3)
+        return Totals(self.output, value, gradient, int(n))
 
     def _chunked_totals(self, args, shape):
         """Totals over a 1-D batch in blocks of CHUNK samples, so the temporaries stay in cache."""
@@ -732,11 +903,6 @@ class CompiledGradient:
                 for k in gradient:
                     gradient[k] += g[k]
         return value, gradient, n
-
-    def mean(self, /, **batch) -> Totals:
-        t = self.sum(**batch)
-        n = max(t.count, 1)
-        return Totals(self.output, t.value / n, {k: v / n for k, v in t.gradient.items()}, t.count)
 
     def __repr__(self):
         return (f"<CompiledGradient ∂{self.output}/∂({', '.join(self.wrt[:6])}{', …' if len(self.wrt) > 6 else ''})"
