@@ -183,7 +183,7 @@ def layered_source(graph, layers, wrt, partial, pr, names: dict, pedge: dict, re
     softmax = _Softmax(graph)
     # the loss only for its total (no partial reads it): summed from its terms, no array of it
     read = {x.name for e in pedge.values() for x in e.free_symbols}
-    by_terms = graph.output not in read and graph.node(graph.output).expr.is_Add
+    by_terms = graph.output not in read and bool(graph.node(graph.output).expr.free_symbols)
     rows = [names[z] for z in out_zs]
     try:
         for n in tail:

@@ -658,7 +658,7 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", orig
         keep.update(n.name for n in nodes)
     # the output's value only for its total (no partial reads it): its total from its terms
     read = {x.name for e in pedge.values() for x in e.free_symbols} | set(as_node)
-    by_terms = out not in read and graph.node(out).expr.is_Add
+    by_terms = out not in read and bool(graph.node(out).expr.free_symbols)
     if by_terms:
         keep.discard(out)
     for n in reversed(nodes):          # and what those read
