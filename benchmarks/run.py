@@ -391,8 +391,22 @@ def _py(code, *args, timeout=600):
 
 
 def derivator_cmd():
-    exe = shutil.which("derivator")
-    return [exe] if exe else [sys.executable, "-c", "import sys; from derivator.cli import main; sys.exit(main())"]
+    """The console script next to this Python (a virtual environment's own), else this Python running
+    derivator's CLI: never another install that comes first on PATH."""
+    exe = os.path.join(os.path.dirname(sys.executable), "derivator")
+    if os.path.exists(exe):
+        return [exe]
+    return [sys.executable, "-c", "import sys; from derivator.cli import main; sys.exit(main())"]
+
+
+def scalar_view(command=None) -> list:
+    """``["--view", "scalar"]`` where the CLI (or, with no command, ``derivator.compile``) has a
+    ``view`` option, else ``[]``: the tables measure the scalar view, whatever the default view."""
+    import inspect
+    if command is None:
+        return ["scalar"] if "view" in inspect.signature(derivator.compile).parameters else []
+    r = subprocess.run(derivator_cmd() + [command, "--help"], capture_output=True, text=True)
+    return ["--view", "scalar"] if "--view" in r.stdout else []
 
 
 def cli_derive(path, extra=(), memory=False):
@@ -401,7 +415,7 @@ def cli_derive(path, extra=(), memory=False):
     Standard output goes to /dev/null through the shell's redirection, not through
     ``-o /dev/null``: the CLI writes -o files atomically (a temporary file, then a
     rename), which must never be aimed at a device node."""
-    cmd = derivator_cmd() + ["derive", path, *extra, "--format", "json", "--quiet"]
+    cmd = derivator_cmd() + ["derive", path, *extra, *scalar_view("derive"), "--format", "json", "--quiet"]
     peak = None
     timev = shutil.which("time") if memory else None
     timev = timev or ("/usr/bin/time" if memory and os.path.exists("/usr/bin/time") else None)

@@ -30,7 +30,7 @@ from .graph import Graph
 RUNTIME = '''\
 import numpy
 
-CHUNK = 16384
+CHUNK = 8192
 
 
 def _sigmoid(x):
