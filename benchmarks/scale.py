@@ -28,7 +28,6 @@ import run  # noqa: E402  (sets one thread everywhere before NumPy and torch are
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -80,27 +79,15 @@ def hand_softmax(W, b):
     place (``out=``)."""
     layers = list(zip(W, b))
     ws = {}
+    sums = {}
 
     def step(X, Y):
         n = X.shape[1]
-        if ws.get("n") != n:
-            ws["n"] = n
-            ws["A"] = [np.empty((Wl.shape[0], n)) for Wl, _ in layers]
-            ws["D"] = [np.empty((Wl.shape[0], n)) for Wl, _ in layers]
-            ws["T"] = [np.empty((Wl.shape[0], n)) for Wl, _ in layers]
-            ws["r"] = [np.empty(n) for _ in range(3)]
-        A, D, T = ws["A"], ws["D"], ws["T"]
-        mx, ssum, ysum = ws["r"]
-        a = X
-        for l, (Wl, bl) in enumerate(layers[:-1]):
-            z = A[l]
-            np.matmul(Wl, a, out=z)
-            z += bl[:, None]
-            np.negative(z, out=z)
-            np.exp(z, out=z)
-            z += 1.0
-            np.reciprocal(z, out=z)
-            a = z
+        A, D, T = run.hand_workspace(layers, ws, n)
+        if sums.get("n") != n:
+            sums["n"], sums["r"] = n, [np.empty(n) for _ in range(3)]
+        mx, ssum, ysum = sums["r"]
+        a = run.hand_forward(layers[:-1], X, A)
         WL, bL = layers[-1]
         Z = A[-1]
         np.matmul(WL, a, out=Z)
@@ -118,45 +105,9 @@ def hand_softmax(W, b):
         P *= ysum
         P -= Y
         P *= 1.0 / n                             # δ_L of the batch mean
-        d = P
-        gW, gb = [None] * len(layers), [None] * len(layers)
-        for l in range(len(layers) - 1, -1, -1):
-            prev = A[l - 1] if l else X
-            gW[l] = d @ prev.T
-            gb[l] = d.sum(axis=1)
-            if l:
-                dp = D[l - 1]
-                np.matmul(layers[l][0].T, d, out=dp)
-                t = T[l - 1]
-                np.subtract(1.0, prev, out=t)
-                t *= prev
-                dp *= t
-                d = dp
+        gW, gb = run.hand_backward(layers, X, A, D, T, P)
         return loss, gW, gb
     return step
-
-
-def torch_softmax(p: SoftmaxProblem):
-    W = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in p.W]
-    b = [torch.tensor(v[:, None], dtype=torch.float64, requires_grad=True) for v in p.b]
-    X = torch.from_numpy(p.X)
-    Y = torch.from_numpy(p.Y)
-    n = p.X.shape[1]
-    params = W + b
-
-    def step():
-        a = X
-        for Wl, bl in zip(W[:-1], b[:-1]):
-            a = torch.sigmoid(torch.addmm(bl, Wl, a))
-        z = torch.addmm(b[-1], W[-1], a)
-        loss = -(Y * torch.log_softmax(z, dim=0)).sum() / n
-        return loss, torch.autograd.grad(loss, params)
-
-    def named():
-        loss, grads = step()
-        L = len(W)
-        return float(loss), p.named([g.numpy() for g in grads[:L]], [g.numpy()[:, 0] for g in grads[L:]])
-    return step, named
 
 
 def compile_scalar(d):
@@ -176,7 +127,7 @@ def bench_softmax(n, reps, seed):
         raise SystemExit(f"(e) hand NumPy and derivator disagree: {agree['hand NumPy']:.3g}")
     contestants = [("derivator", lambda: grad.mean(**p.batch)), ("hand NumPy", lambda: hand(p.X, p.Y))]
     if torch is not None:
-        step, named = torch_softmax(p)
+        step, named = run.torch_contestant(p, softmax=True)
         v, g = named()
         agree["torch"] = max(run.max_rel_err(g, ref), abs(v - ref_value) / abs(ref_value))
         if agree["torch"] > 1e-9:
@@ -336,7 +287,7 @@ def main(argv=None) -> int:
                      f"{r['max_relative_difference_vs_derivator'].get(name, 0.0):.1e}"] for name in med]
             run.table(f"(e) {r['network']} ({r['parameters']} parameters), {label}; median of {r['repetitions']}",
                       ["contestant", "median", "vs hand NumPy", "vs torch", "max rel. diff"], rows)
-            print(f"  target: derivator <= 1.0x torch -> "
+            print("  target: derivator <= 1.0x torch -> "
                   + ("n/a" if tor is None else f"{med['derivator'] / tor:.2f}x") + f"  {run.verdict(verdicts[f'e_{key}'])}")
     if "f" in only:
         print("\n(f) compile time, fresh process per network ...", flush=True)
@@ -395,13 +346,7 @@ def main(argv=None) -> int:
                   ["graph", "derive", "JSON", "compile", "verified"], rows)
         verdicts["i_bounded"] = ok
         print(f"  target: a result within 20 s each  {run.verdict(ok)}")
-    res["verdicts"] = {k: run.verdict(v) for k, v in verdicts.items()}
-    res["elapsed_s"] = time.perf_counter() - started
-    print("\nsummary: " + ", ".join(f"{k} {run.verdict(v)}" for k, v in verdicts.items()))
-    with open(args.json, "w") as f:
-        json.dump(res, f, indent=1)
-    print(f"wrote {args.json} ({res['elapsed_s']:.0f} s)")
-    return 0
+    return run.finish(res, verdicts, started, args.json)
 
 
 if __name__ == "__main__":
