@@ -25,10 +25,10 @@ import sympy as sp
 from . import check as checks
 from .check import Check, Points
 from .expr import symbol
+from .functions import logsumexp
 from .graph import Graph
 from .mpeval import evaluate
 from .paths import Cone, cone, first_paths
-from .functions import logsumexp
 from .rules import RULES, local_derivative
 
 MAX_PATHS = 16              # paths listed in full; above this only the first few are shown
