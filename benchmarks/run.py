@@ -162,6 +162,50 @@ class Problem:
 
 
 # ---------------------------------------------------------------- contestants
+def hand_workspace(layers, ws: dict, n: int):
+    """(A, D, T): activations, deltas and σ' temporaries, one (units, n) array per layer, allocated
+    once per batch size and reused in place (``out=``), as a training loop would."""
+    if ws.get("n") != n:
+        ws["n"] = n
+        for k in "ADT":
+            ws[k] = [np.empty((Wl.shape[0], n)) for Wl, _ in layers]
+    return ws["A"], ws["D"], ws["T"]
+
+
+def hand_forward(layers, X, A):
+    """Z = W A + b, A = σ(Z) for each of ``layers`` in turn, into A[l]; the last activations."""
+    a = X
+    for l, (Wl, bl) in enumerate(layers):
+        z = A[l]
+        np.matmul(Wl, a, out=z)
+        z += bl[:, None]
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        np.reciprocal(z, out=z)          # A[l] = σ(z)
+        a = z
+    return a
+
+
+def hand_backward(layers, X, A, D, T, d):
+    """From the output layer's δ ``d``: δ_{l−1} = (W_lᵀ δ_l)∘A∘(1 − A) (sigmoid layers below),
+    ∂W_l = δ_l A_{l−1}ᵀ (one GEMM per layer), ∂b_l = Σ_samples δ_l."""
+    gW, gb = [None] * len(layers), [None] * len(layers)
+    for l in range(len(layers) - 1, -1, -1):
+        prev = A[l - 1] if l else X
+        gW[l] = d @ prev.T
+        gb[l] = d.sum(axis=1)
+        if l:
+            dp = D[l - 1]
+            np.matmul(layers[l][0].T, d, out=dp)
+            t = T[l - 1]
+            np.subtract(1.0, prev, out=t)
+            t *= prev
+            dp *= t                       # δ_{l-1}
+            d = dp
+    return gW, gb
+
+
 def hand_numpy(W, b):
     """Hand-written NumPy backprop, matrix form over the batch (features x samples).
 
@@ -175,22 +219,8 @@ def hand_numpy(W, b):
     ws = {}
 
     def step(X, Y):
-        n = X.shape[1]
-        if ws.get("n") != n:
-            ws["n"] = n
-            for k in "ADT":      # activations, deltas, σ' temporaries: one (units, n) array per layer
-                ws[k] = [np.empty((Wl.shape[0], n)) for Wl, _ in layers]
-        A, D, T = ws["A"], ws["D"], ws["T"]
-        a = X
-        for l, (Wl, bl) in enumerate(layers):
-            z = A[l]
-            np.matmul(Wl, a, out=z)
-            z += bl[:, None]
-            np.negative(z, out=z)
-            np.exp(z, out=z)
-            z += 1.0
-            np.reciprocal(z, out=z)          # A[l] = σ(z)
-            a = z
+        A, D, T = hand_workspace(layers, ws, X.shape[1])
+        a = hand_forward(layers, X, A)
         m = a.shape[0]
         d = D[-1]
         np.subtract(a, Y, out=d)
@@ -200,44 +230,39 @@ def hand_numpy(W, b):
         t *= a
         d *= t
         d *= 2.0 / m                          # δ_L
-        gW, gb = [None] * len(layers), [None] * len(layers)
-        for l in range(len(layers) - 1, -1, -1):
-            prev = A[l - 1] if l else X
-            gW[l] = d @ prev.T
-            gb[l] = d.sum(axis=1)
-            if l:
-                dp = D[l - 1]
-                np.matmul(layers[l][0].T, d, out=dp)
-                t = T[l - 1]
-                np.subtract(1.0, prev, out=t)
-                t *= prev
-                dp *= t                       # δ_{l-1}
-                d = dp
+        gW, gb = hand_backward(layers, X, A, D, T, d)
         return loss, gW, gb
     return step
 
 
-def torch_contestant(p: Problem):
-    """torch autograd, float64, features x samples (its faster layout here)."""
+def torch_contestant(p: Problem, softmax: bool = False):
+    """torch autograd, float64, features x samples (its faster layout here): sigmoid layers and the
+    mse of table (b); with ``softmax``, a softmax output and the batch mean of the cross-entropy
+    (``log_softmax``), as in scale.py's table (e)."""
     W = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in p.W]
     b = [torch.tensor(v[:, None], dtype=torch.float64, requires_grad=True) for v in p.b]
     X = torch.from_numpy(p.X)
     Y = torch.from_numpy(p.Y)
     m = p.sizes[-1]
+    n = p.X.shape[1]
     params = W + b
 
     def step():
         a = X
-        for Wl, bl in zip(W, b):
+        for Wl, bl in zip(W[:-1], b[:-1]):
             a = torch.sigmoid(torch.addmm(bl, Wl, a))
-        loss = ((a - Y) ** 2).sum() / m
+        z = torch.addmm(b[-1], W[-1], a)
+        if softmax:
+            loss = -(Y * torch.log_softmax(z, dim=0)).sum() / n
+        else:
+            loss = ((torch.sigmoid(z) - Y) ** 2).sum() / m
         grads = torch.autograd.grad(loss, params)
         return loss, grads
 
     def named():
         loss, grads = step()
         L = len(W)
-        return float(loss), p.named([g.numpy() for g in grads[:L]], [g.numpy()[:, 0] for g in grads[L:]])
+        return float(loss.detach()), p.named([g.numpy() for g in grads[:L]], [g.numpy()[:, 0] for g in grads[L:]])
     return step, named
 
 
@@ -391,8 +416,22 @@ def _py(code, *args, timeout=600):
 
 
 def derivator_cmd():
-    exe = shutil.which("derivator")
-    return [exe] if exe else [sys.executable, "-c", "import sys; from derivator.cli import main; sys.exit(main())"]
+    """The console script next to this Python (a virtual environment's own), else this Python running
+    derivator's CLI: never another install that comes first on PATH."""
+    exe = os.path.join(os.path.dirname(sys.executable), "derivator")
+    if os.path.exists(exe):
+        return [exe]
+    return [sys.executable, "-c", "import sys; from derivator.cli import main; sys.exit(main())"]
+
+
+def scalar_view(command=None) -> list:
+    """``["--view", "scalar"]`` where the CLI (or, with no command, ``derivator.compile``) has a
+    ``view`` option, else ``[]``: the tables measure the scalar view, whatever the default view."""
+    import inspect
+    if command is None:
+        return ["scalar"] if "view" in inspect.signature(derivator.compile).parameters else []
+    r = subprocess.run(derivator_cmd() + [command, "--help"], capture_output=True, text=True)
+    return ["--view", "scalar"] if "--view" in r.stdout else []
 
 
 def cli_derive(path, extra=(), memory=False):
@@ -401,7 +440,7 @@ def cli_derive(path, extra=(), memory=False):
     Standard output goes to /dev/null through the shell's redirection, not through
     ``-o /dev/null``: the CLI writes -o files atomically (a temporary file, then a
     rename), which must never be aimed at a device node."""
-    cmd = derivator_cmd() + ["derive", path, *extra, "--format", "json", "--quiet"]
+    cmd = derivator_cmd() + ["derive", path, *extra, *scalar_view("derive"), "--format", "json", "--quiet"]
     peak = None
     timev = shutil.which("time") if memory else None
     timev = timev or ("/usr/bin/time" if memory and os.path.exists("/usr/bin/time") else None)
@@ -770,13 +809,18 @@ def main(argv=None) -> int:
     print(f"  target: peak memory <= 300 MB -> {'-' if peak is None else f'{peak / 1e6:.0f} MB'} "
           f"({dd['memory']['how']})  {verdict(verdicts['d_memory'])}")
 
+    return finish(res, verdicts, started, args.json)
+
+
+def finish(res: dict, verdicts: dict, started: float, path: str) -> int:
+    """Print the summary line, write the JSON results, return the exit status."""
     res["verdicts"] = {k: verdict(v) for k, v in verdicts.items()}
     res["elapsed_s"] = time.perf_counter() - started
     print("\nsummary: " + ", ".join(f"{k} {verdict(v)}" for k, v in verdicts.items()))
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(res, f, indent=1)
-    print(f"wrote {args.json} ({res['elapsed_s']:.0f} s)")
+    print(f"wrote {path} ({res['elapsed_s']:.0f} s)")
     return 0
 
 

@@ -80,11 +80,11 @@ def workspace(definition: Definition) -> Workspace:
 
 @lru_cache(maxsize=16)
 def _stable(definition: Definition):
-    """The graph rewritten for floating point, its workspace, and the bypassed nodes."""
+    """The graph rewritten for floating point, its workspace, and the nodes written into others."""
     from .stable import stabilize
-    g, bypassed = stabilize(_graph(definition))
+    g, inlined = stabilize(_graph(definition))
     ws = workspace(definition) if g is _graph(definition) else Workspace(g, definition.at_dict or None)
-    return g, ws, bypassed
+    return g, ws, inlined
 
 
 def graph(definition: Definition) -> Graph:
@@ -95,7 +95,7 @@ def graph(definition: Definition) -> Graph:
 def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
     g = _graph(definition)
     known = set(g.names)
-    out = []
+    out: dict[str, None] = {}
     for n in names:
         if n not in known:
             import difflib
@@ -104,8 +104,7 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
                              hint=f"did you mean {close[0]!r}?" if close else "names: " + ", ".join(g.names[:20]))
         if n == definition.output:
             raise UsageError(f"{n!r} is the output itself", source=definition.source)
-        if n not in out:
-            out.append(n)
+        out.setdefault(n, None)
     return tuple(out)
 
 
@@ -119,23 +118,24 @@ def derive(definition: Definition, wrt: str | None = None, *, max_paths: int = M
         name = layer_names(definition, [wrt or definition.layer_wrt[0]])[0]
         return layer_derive(layer_workspace(definition), name, max_paths=max_paths, title=definition.title,
                             lr=definition.lr)
-    name = _check_wrt(definition, [wrt or definition.wrt[0]])[0]
-    return _derive(_graph(definition), name, workspace=workspace(definition), max_paths=max_paths,
-                   title=definition.title, at=definition.at, lr=definition.lr, display=definition.display,
-                   layers=definition.layers)
+    return derive_all(definition, [wrt or definition.wrt[0]], max_paths=max_paths, view="scalar")[0]
 
 
 def derive_all(definition: Definition, wrt=None, *, max_paths: int = MAX_PATHS, progress=None,
                view: str | None = None) -> list:
     """Derivations for several names (default: every ``wrt``), sharing their local partials."""
     view = view_of(definition, view)
+    out = []
     if view == "layer":
         names = layer_names(definition, list(wrt) if wrt else list(definition.layer_wrt))
+        step = (lambda n: derive(definition, n, max_paths=max_paths, view=view))
     else:
         names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
-    out = []
+        g, ws = _graph(definition), workspace(definition)       # looked up once: a definition hashes in O(size)
+        step = (lambda n: _derive(g, n, workspace=ws, max_paths=max_paths, title=definition.title, at=definition.at,
+                                  lr=definition.lr, display=definition.display, layers=definition.layers))
     for i, n in enumerate(names):
-        out.append(derive(definition, n, max_paths=max_paths, view=view))
+        out.append(step(n))
         if progress:
             progress(i + 1, len(names), n)
     return out
@@ -157,13 +157,13 @@ def compile(definition: Definition, wrt=None, *, view: str | None = None):  # no
                "accumulation\nover the checked VJP rules and lemmas of its derivation.")
         return compile_layer(layer_workspace(definition), names, definition, doc=doc)
     names = _check_wrt(definition, list(wrt) if wrt else list(definition.wrt))
-    g, ws, bypassed = _stable(definition)
+    g, ws, inlined = _stable(definition)
     doc = (f"Compiled by derivator from {definition.source}"
            + (f" ({definition.title})" if definition.title else "")
            + f":\nthe values, adjoints and gradient of {definition.output} with respect to "
            + ", ".join(names) + ",\nby reverse accumulation over the checked local partials of its derivation.")
-    return compile_graph(g, names, ws.partial, definition, doc=doc, bypassed=bypassed,
-                         original_partial=workspace(definition).partial, layers=definition.layers)
+    return compile_graph(g, names, ws.partial, definition, doc=doc, original=_graph(definition),
+                         original_partial=workspace(definition).partial, inlined=inlined, layers=definition.layers)
 
 
 def check_claim(definition: Definition, wrt: str, claim: str):

@@ -11,8 +11,9 @@ independently of the rules table), never the rules that the steps cite.
 - A result is compared with an independent differentiation of the output:
   for small graphs, ``sympy.diff`` of the output composed in terms of the
   leaves (symbolically where the difference expands to zero, else at random
-  points); for large graphs, forward-mode accumulation of ``sympy.diff``'s
-  local partials at random points, whose cost is linear in the graph.
+  points); for large graphs, reverse accumulation of ``sympy.diff``'s local
+  partials at random points, once per point for the whole graph, so that
+  checking every parameter costs time linear in the graph.
 
 Numeric comparisons never call a right derivation wrong (``settle``): two
 values that differ at 30 digits are computed again at a precision past the
@@ -35,7 +36,7 @@ import mpmath
 import sympy as sp
 
 from .expr import symbol
-from .functions import Max2, Min2, relu, sigmoid, softplus
+from .functions import Max2, Min2, logsumexp, relu, sigmoid, softplus
 from .mpeval import MAX_BITS, SCALE, NotReal, OutOfRange, evaluate, needed_digits
 
 DIGITS = 30
@@ -60,6 +61,7 @@ class Check:
 _ELEMENTARY = {
     sigmoid: lambda x: 1 / (1 + sp.exp(-x)),
     softplus: lambda x: sp.log(1 + sp.exp(x)),
+    logsumexp: lambda *u: sp.log(sp.Add(*[sp.exp(x) for x in u])),
 }
 
 
@@ -87,7 +89,10 @@ def symbolic_zero(diff: sp.Expr) -> bool:
     if e.has(sp.Heaviside, Max2, Min2, relu, sp.Abs, sp.sign):
         return False
     try:
-        return sp.cancel(sp.together(e)) == 0
+        together = sp.together(e)
+        if sp.expand(sp.numer(together)) == 0:       # over a common denominator: most differences end here
+            return True
+        return sp.cancel(together) == 0
     except (sp.PolynomialError, sp.CoercionFailed, NotImplementedError):
         return False
 
@@ -343,8 +348,11 @@ def compare_exprs(mine: sp.Expr, ref: sp.Expr, points, ref_env=None) -> Tally:
     return compare(points, values)
 
 
-def numeric_equal(mine: sp.Expr, ref: sp.Expr, points: Points, ref_env=None) -> tuple[bool, int, str]:
-    """Compare two expressions at the points; ``ref_env`` maps an env to the reference's env.
+def numeric_equal(mine: sp.Expr, ref: sp.Expr, points: Points, ref_env=None,
+                  cached: bool = True) -> tuple[bool, int, str]:
+    """Compare two expressions at the points; ``ref_env`` maps an env to the reference's env (the
+    points' caches of values are shared by both sides where they share the env: ``cached`` is kept
+    for the callers that say so).
 
     Returns ``(equal, points used, info)``: info is the worst relative error
     when equal, else what differs (or that no point could be used)."""
@@ -438,45 +446,24 @@ def check_result_composed(graph, wrt: str, result: sp.Expr, points: Points, subs
     return _unchecked("sympy's diff of the output written in the leaves", t)
 
 
-def forward_values(graph, wrt: str, ref_value, k: int) -> mpmath.mpf:
-    """∂output/∂wrt at point ``k`` by forward accumulation of sympy.diff's local partials.
+def check_result_reverse(wrt: str, result: sp.Expr, points: Points, reference, extend, cached: bool) -> Check:
+    """The result against ∂output/∂wrt by reverse accumulation of sympy's local derivatives.
 
-    ``ref_value(child, parent, k)`` is the value of sympy's ∂child/∂parent there."""
-    tangent = {wrt: mpmath.mpf(1)}
-    for n in graph.nodes:
-        if n.name == wrt:
-            continue
-        t = None
-        for p in n.parents:
-            tp = tangent.get(p)
-            if tp is None:
-                continue
-            term = ref_value(n.name, p, k) * tp
-            t = term if t is None else t + term
-        if t is not None:
-            tangent[n.name] = t
-    return tangent.get(graph.output, mpmath.mpf(0))
-
-
-def check_result_forward(graph, wrt: str, result: sp.Expr, points: Points, ref_value, extend=None) -> Check:
-    """``result`` against forward-mode accumulation of sympy's local partials at the points.
-
-    ``ref_value(child, parent, k)`` (and ``ref_value(child, parent, k, dps)``
-    at a raised precision) is sympy's ∂child/∂parent at point ``k``;
-    ``extend(env)`` adds the symbols ``result`` needs beyond the point's values."""
+    ``reference(k, dps)`` gives every name's ∂output/∂name at point ``k`` (computed once per point
+    for the whole graph, so checking every parameter stays linear in the graph; again at a raised
+    precision ``dps`` where rounding must be ruled out); ``extend(k, env, dps)`` adds what the result
+    needs beyond the point (the δ of wrt's children, where it is stated through them); ``cached``:
+    the result holds node and leaf symbols only, so the point's cache of values may be shared."""
     def values(k, dps):
         env, cache = points.env_at(k, dps)
-        if dps == DIGITS:
-            b = forward_values(graph, wrt, ref_value, k)
-        else:
-            b = forward_values(graph, wrt, lambda c, p, k: ref_value(c, p, k, dps), k)
-        a = evaluate(result, extend(env)) if extend else evaluate(result, env, cache)
+        b = reference(k, dps).get(wrt, mpmath.mpf(0))
+        a = evaluate(result, env, cache) if cached else evaluate(result, extend(k, env, dps))
         return a, b, _scale(cache, a, b)
 
     t = compare(points, values)
     if t.ok:
-        return Check("numeric", "equal to forward-mode accumulation of sympy's diff of each node " + t.where(), True)
+        return Check("numeric", "equal to reverse accumulation of sympy's diff of each node " + t.where(), True)
     if t.differ:
         a_b = t.differ.split(": ", 1)[1]
-        return Check("numeric", f"NOT equal to forward-mode accumulation of sympy's local derivatives ({a_b})", False)
-    return _unchecked("forward-mode accumulation of sympy's local derivatives", t)
+        return Check("numeric", f"NOT equal to reverse accumulation of sympy's local derivatives ({a_b})", False)
+    return _unchecked("reverse accumulation of sympy's local derivatives", t)

@@ -214,17 +214,22 @@ def _silence_stdout() -> None:
         pass
 
 
-def write_output(text: str, path: str | None, inputs=()) -> None:
-    """Standard output, or PATH written atomically (see ``output_target``); nothing is left behind."""
+def write_output(text, path: str | None, inputs=()) -> None:
+    """Standard output, or PATH written atomically (see ``output_target``); nothing is left behind.
+
+    ``text`` is a string or an iterable of strings, written one after the other (a large JSON
+    document is never held as one string)."""
+    pieces = (text,) if isinstance(text, str) else text
     target = output_target(path, inputs)
     if target is None:
-        _write_stdout(text)
+        for piece in pieces:
+            _write_stdout(piece)
         return
-    data = _encode(text, path)
     if os.path.exists(target) and not os.path.isfile(target):
         try:
             with open(target, "wb") as f:
-                f.write(data)
+                for piece in pieces:
+                    f.write(_encode(piece, path))
         except OSError as e:
             raise UsageError(f"cannot write: {e.strerror}", source=path) from None
         return
@@ -241,7 +246,8 @@ def write_output(text: str, path: str | None, inputs=()) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
-            f.write(data)
+            for piece in pieces:
+                f.write(_encode(piece, path))
         os.replace(tmp, target)
     except BaseException as e:        # an error, or Ctrl-C: no temporary file stays behind
         try:
@@ -329,9 +335,15 @@ def cmd_derive(a) -> int:
     if bad:
         raise VerificationError("the derivation did not pass its checks; nothing was written:\n  " + "\n  ".join(bad))
     if a.format == "json":
-        objs = [x.to_json() for x in ders]
-        data = objs[0] if len(objs) == 1 and (not a.wrt or len(a.wrt) == 1) else objs
-        text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+        from itertools import chain
+
+        from .render import derivations_json_text
+        single = len(ders) == 1 and (not a.wrt or len(a.wrt) == 1)
+        if view == "layer":
+            objs = [x.to_json() for x in ders]
+            text = json.dumps(objs[0] if single else objs, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+        else:
+            text = chain(derivations_json_text(ders, as_list=not single), ["\n"])   # written piece by piece
     else:
         from .render import render
         try:

@@ -19,17 +19,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import mpmath
 import sympy as sp
 
 from . import check as checks
 from .check import Check, Points
 from .expr import symbol
+from .functions import logsumexp
 from .graph import Graph
+from .mpeval import evaluate
 from .paths import Cone, cone, first_paths
-from .rules import local_derivative
+from .rules import RULES, local_derivative
 
 MAX_PATHS = 16              # paths listed in full; above this only the first few are shown
 RESULT_TERMS = 256          # largest result (in path products) written out in node symbols
+RESULT_DEPTH = 100          # … with no path product longer than this many partials (a chain of 5,000
+                            # sigmoids written out would cost time and memory quadratic in its length)
 FACTOR_OPS = 60             # results up to this many operations, in small graphs, get sympy's factor_terms
 
 
@@ -129,12 +134,58 @@ def _canon(i: int) -> sp.Symbol:
 
 
 class _Shape:
-    """One local-derivative shape: a node's expression with its parents renamed _p0, _p1, …"""
+    """One local-derivative shape: a node's expression with its parents renamed _p0, _p1, …
 
-    __slots__ = ("raw", "rules", "check", "ref")
+    ``named`` is ``raw`` with the whole (renamed) node expression written as the symbol
+    ``_self`` where it appears (σ′ = σ(1 − σ) reads h(1 − h)), or None for a part of a sum."""
 
-    def __init__(self, raw, rules, check, ref):
-        self.raw, self.rules, self.check, self.ref = raw, rules, check, ref
+    __slots__ = ("raw", "rules", "check", "ref", "named")
+
+    def __init__(self, raw, rules, check, ref, named=None):
+        self.raw, self.rules, self.check, self.ref, self.named = raw, rules, check, ref, named
+
+
+_SELF = symbol("_self")
+SYMMETRIC = (logsumexp,)    # functions whose value does not depend on the order of their arguments
+_SUM = RULES[sp.Add].name
+
+
+class _Terms:
+    """A node's expression split for its partials: for a sum, the terms that hold each parent.
+
+    ∂(t_1 + … + t_n)/∂p is the sum of ∂t_i/∂p over the terms that hold p (the others are
+    constant in p: their derivative is exactly 0, by the same sum rule that sympy's ``diff``
+    applies), so each partial of a sum looks only at the terms of its parent. A weighted
+    sum of 512 inputs then costs one small shape per edge, not a 512-term expression per
+    edge (which made wide layers cubic)."""
+
+    __slots__ = ("is_sum", "terms", "order", "symmetric")
+
+    def __init__(self, node):
+        e = node.expr
+        self.is_sum = e.is_Add
+        self.order = {p: i for i, p in enumerate(node.parents)}
+        self.terms: dict[str, list] = {}
+        # a function symmetric in its arguments, all distinct names (the log-sum-exp of a softmax):
+        # its partial by any argument is one shape, with that argument written first
+        self.symmetric = type(e) in SYMMETRIC and all(a.is_Symbol for a in e.args) and len(set(e.args)) == len(e.args)
+        if self.is_sum:
+            for t in e.args:
+                for s in t.free_symbols:
+                    self.terms.setdefault(s.name, []).append(t)
+
+    def part(self, node, parent: str):
+        """(the sub-expression that holds ``parent``, its parents in order, whether it is the whole)."""
+        if self.symmetric:
+            names = (parent,) + tuple(a.name for a in node.expr.args if a.name != parent)
+            return type(node.expr)(*[symbol(n) for n in names]), names, True
+        terms = self.terms.get(parent) if self.is_sum else None
+        if not terms:           # not a sum (or a parent that sympy cancelled: a - a + b)
+            return node.expr, node.parents, True
+        if len(terms) == len(node.expr.args):
+            return node.expr, node.parents, True
+        names = sorted({s.name for t in terms for s in t.free_symbols}, key=self.order.__getitem__)
+        return sp.Add(*terms), tuple(names), False
 
 
 class Workspace:
@@ -143,7 +194,10 @@ class Workspace:
     Partials are derived and checked once per *shape* (the node's expression
     with its parents renamed in order), then renamed back: the 56 sigmoid
     nodes of a deep network share one derivation and one check of σ′.
-    Differentiation commutes with renaming variables, so this is exact.
+    Differentiation commutes with renaming variables, so this is exact. The
+    partial of a sum by one parent is the derivative of the terms that hold
+    that parent (``_Terms``): the cost of a partial does not grow with the
+    fan-in of its node.
     """
 
     def __init__(self, graph: Graph, at: dict | None = None):
@@ -151,9 +205,16 @@ class Workspace:
         self._partials: dict[tuple[str, str], LocalPartial] = {}
         self._ref: dict[tuple[str, str], Any] = {}
         self._shapes: dict[tuple, _Shape] = {}
+        self._terms: dict[str, _Terms] = {}
+        self._edges: dict[tuple[str, str], tuple[_Shape, dict]] = {}
         self._points: Points | None = None
         self._refvals: dict = {}
         self._tree: int | None = None
+        self._routes: dict[str, int] = {}
+        self._longest: dict[str, int] = {}
+        self._delta: dict[str, Any] = {}
+        self._adjvals: dict[int, dict] = {}
+        self._refadj: dict[int, dict] = {}
         self.at = at
 
     @property
@@ -163,22 +224,37 @@ class Workspace:
         return self._points
 
     def _shape(self, child: str, parent: str) -> tuple[_Shape, dict]:
+        """The shape of ∂child/∂parent and the renaming back to the node's names (once per edge)."""
+        edge = (child, parent)
+        found = self._edges.get(edge)
+        if found is not None:
+            return found
         node = self.graph.node(child)
-        canon = {symbol(p): _canon(i) for i, p in enumerate(node.parents)}
-        index = node.parents.index(parent)
-        cexpr = node.expr.xreplace(canon)
-        key = (cexpr, index)
+        terms = self._terms.get(child)
+        if terms is None:
+            terms = self._terms[child] = _Terms(node)
+        expr, names, whole = terms.part(node, parent)
+        canon = {symbol(p): _canon(i) for i, p in enumerate(names)}
+        index = names.index(parent)
+        cexpr = expr.xreplace(canon)
+        key = (cexpr, index, terms.is_sum, whole)
         shape = self._shapes.get(key)
         if shape is None:
             var = _canon(index)
             raw, rules = local_derivative(cexpr, var)
+            if terms.is_sum:          # the sum rule first, as for the whole sum
+                rules = (_SUM,) + tuple(r for r in rules if r != _SUM)
             ref = sp.diff(cexpr, var)
             if raw == ref:
                 result = Check("identical", "identical to sympy's diff of the definition", True)
             else:
                 result = checks.check_local(cexpr, var, raw, ref)
-            shape = self._shapes[key] = _Shape(raw, rules, result, ref)
-        return shape, {v: k for k, v in canon.items()}
+            named = None
+            if whole:
+                named = raw.xreplace({cexpr: _SELF}) if raw.has(cexpr) else raw
+            shape = self._shapes[key] = _Shape(raw, rules, result, ref, named)
+        found = self._edges[edge] = (shape, {v: k for k, v in canon.items()})
+        return found
 
     def reference_partial(self, child: str, parent: str):
         key = (child, parent)
@@ -188,15 +264,20 @@ class Workspace:
         return self._ref[key]
 
     def reference_value(self, child: str, parent: str, k: int, dps: int | None = None):
-        """sympy's ∂child/∂parent at check point ``k`` (mpmath), computed once (at ``dps`` digits: again)."""
+        """sympy's ∂child/∂parent at check point ``k`` (mpmath), computed once (at ``dps`` digits: again).
+
+        The shape's canonical derivative is evaluated with its variables bound to the
+        parents' values: no renamed copy of the expression is built."""
         if dps is not None and dps != checks.DIGITS:
-            from .mpeval import evaluate
-            return evaluate(self.reference_partial(child, parent), self.points.env_at(k, dps)[0])
+            shape, back = self._shape(child, parent)
+            env = self.points.env_at(k, dps)[0]
+            return evaluate(shape.ref, {c: env[s] for c, s in back.items()})
         key = (child, parent, k)
         v = self._refvals.get(key)
         if v is None:
-            from .mpeval import evaluate
-            v = self._refvals[key] = evaluate(self.reference_partial(child, parent), self.points.envs[k])
+            shape, back = self._shape(child, parent)
+            env = self.points.envs[k]
+            v = self._refvals[key] = evaluate(shape.ref, {c: env[s] for c, s in back.items()})
         return v
 
     def partial(self, child: str, parent: str) -> LocalPartial:
@@ -204,70 +285,134 @@ class Workspace:
         if key not in self._partials:
             node = self.graph.node(child)
             shape, back = self._shape(child, parent)
-            raw = shape.raw.xreplace(back)
-            named = raw.xreplace({node.expr: node.symbol}) if raw.has(node.expr) else raw
+            if shape.named is not None:          # the node's own expression already written as _self
+                named = shape.named.xreplace({**back, _SELF: node.symbol}) if shape.named.free_symbols else shape.named
+            else:                                # a part of a sum: it cannot hold the whole sum
+                named = shape.raw.xreplace(back)
             self._partials[key] = LocalPartial(child, parent, named, shape.rules, shape.check)
         return self._partials[key]
 
     def composed(self, keep: str) -> dict | None:
-        """The output written in the leaves, where that tree is small (else None: check forward)."""
+        """The output written in the leaves, where that tree is small (else None: check numerically)."""
         g = self.graph
         if len(g.nodes) > checks.COMPOSE_NODES or self.tree_size() > checks.COMPOSE_TREE:
             return None
         return checks.composed(g, keep)
 
+    def _route_counts(self) -> None:
+        """Per name: the routes from the output to it, and the longest of them (edges), by DP."""
+        g = self.graph
+        routes = {g.output: 1}
+        longest = {g.output: 0}
+        for n in reversed(g.nodes):
+            r = routes.get(n.name, 0)
+            if r:
+                depth = longest[n.name] + 1
+                for p in n.parents:
+                    routes[p] = routes.get(p, 0) + r
+                    if longest.get(p, -1) < depth:
+                        longest[p] = depth
+        self._routes, self._longest = routes, longest
+        self._tree = sum(routes.values())
+
     def tree_size(self) -> int:
         """Size of the output written out as a tree: the number of routes from it to every name."""
         if self._tree is None:
-            g = self.graph
-            routes = {g.output: 1}
-            for n in reversed(g.nodes):
-                r = routes.get(n.name, 0)
-                if r:
-                    for p in n.parents:
-                        routes[p] = routes.get(p, 0) + r
-            self._tree = sum(routes.values())
+            self._route_counts()
         return self._tree
 
+    def routes(self, name: str) -> int:
+        """The number of routes from the output down to ``name`` (path products in δ_name)."""
+        if self._tree is None:
+            self._route_counts()
+        return self._routes.get(name, 0)
 
-def _sizes(cn: Cone, graph: Graph) -> dict[str, int]:
-    """For each cone node, the number of path products in δ_node written out (by DP, never enumerating)."""
-    size: dict[str, int] = {cn.output: 1}
-    on = set(cn.nodes)
-    for name in reversed(cn.nodes):
-        if name != cn.output:
-            size[name] = sum(size[c] for c in graph.children[name] if c in on)
-    return size
+    def writable(self, name: str) -> bool:
+        """Whether δ_name is written out in node symbols: at most RESULT_TERMS path products, none
+        longer than RESULT_DEPTH partials. Both only grow towards the leaves, so every δ that
+        a written-out δ_name is built from is written out too."""
+        if self._tree is None:
+            self._route_counts()
+        return self._routes.get(name, 0) <= RESULT_TERMS and self._longest.get(name, 0) <= RESULT_DEPTH
+
+    def _kids(self, name: str) -> tuple[str, ...]:
+        """The children of ``name`` that reach the output (in a derivation's cone, its cone children)."""
+        if self._tree is None:
+            self._route_counts()
+        return tuple(c for c in self.graph.children[name] if c in self._routes)
+
+    def delta(self, name: str):
+        """δ_name = Σ_children δ_c · ∂c/∂name written out in node symbols, built once per node
+        (every derivation whose cone holds the node has the same δ). Only for ``writable`` names."""
+        found = self._delta.get(name)
+        if found is None:
+            g = self.graph
+            order = [name]              # the nodes still to build, children before parents
+            todo = [name]
+            while todo:
+                n = todo.pop()
+                for c in self._kids(n):
+                    if c not in self._delta and c != g.output and c not in order:
+                        order.append(c)
+                        todo.append(c)
+            order.sort(key=lambda n: g.index.get(n, -1), reverse=True)
+            self._delta.setdefault(g.output, sp.S.One)
+            for n in order:
+                if n not in self._delta:
+                    self._delta[n] = sp.Add(*[self._delta[c] * self.partial(c, n).expr for c in self._kids(n)])
+            found = self._delta[name]
+        return found
+
+    def adjoint_values(self, k: int, dps: int | None = None) -> dict[str, Any]:
+        """δ of every name at check point ``k`` by the derivation's own partials (mpmath), once per point
+        (and per raised precision ``dps``)."""
+        key = (k, dps or checks.DIGITS)
+        vals = self._adjvals.get(key)
+        if vals is None:
+            env = self.points.env_at(k, key[1])[0]
+            vals = self._adjvals[key] = self._reverse(lambda c, n: evaluate(self.partial(c, n).expr, env), key[1])
+        return vals
+
+    def reference_adjoints(self, k: int, dps: int | None = None) -> dict[str, Any]:
+        """∂output/∂name at check point ``k`` for every name, by reverse accumulation of sympy's
+        ``diff`` of each node (never the rules table), over the whole graph, once per point (and per
+        raised precision ``dps``)."""
+        key = (k, dps or checks.DIGITS)
+        vals = self._refadj.get(key)
+        if vals is None:
+            vals = self._refadj[key] = self._reverse(lambda c, n: self.reference_value(c, n, k, key[1]), key[1])
+        return vals
+
+    def _reverse(self, local, dps: int = checks.DIGITS) -> dict[str, Any]:
+        g = self.graph
+        with mpmath.workdps(dps):
+            d = {g.output: mpmath.mpf(1)}
+            for n in reversed(g.names):
+                if n == g.output or n not in self._routes:
+                    continue
+                d[n] = mpmath.fsum(d[c] * local(c, n) for c in self._kids(n))
+        return d
 
 
 def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_paths: int = MAX_PATHS,
            title=None, at=(), lr=None, display=(), layers=()) -> Derivation:
     ws = workspace or Workspace(graph, dict(at) or None)
     cn = cone(graph, wrt)
-    shown = first_paths(graph, wrt, max_paths + 1) if cn.count else ()
+    shown = first_paths(graph, wrt, max_paths + 1, cone=cn) if cn.count else ()
     listed = shown[:max_paths]
     partials = tuple(ws.partial(c, p) for c, p in cn.edges)
     by_edge = {(p.child, p.parent): p for p in partials}
 
-    # reverse accumulation over the cone: output first
-    on = set(cn.nodes)
-    sizes = _sizes(cn, graph)
-    write_out = sizes.get(wrt, 0) <= RESULT_TERMS
-    delta: dict[str, Any] = {}
+    # reverse accumulation over the cone, output first; the δs are the workspace's, built once per node
+    write_out = bool(cn.count) and ws.writable(wrt)
     acc = []
     for name in reversed(cn.nodes):
-        if name == cn.output:
-            kids: tuple[str, ...] = ()
-            delta[name] = sp.S.One
-        else:
-            kids = tuple(c for c in graph.children[name] if c in on)
-            if write_out:
-                delta[name] = sp.Add(*[delta[c] * by_edge[(c, name)].expr for c in kids])
-        acc.append(Accumulation(name, kids, delta.get(name), sizes[name]))
+        kids = ws._kids(name) if name != cn.output else ()
+        acc.append(Accumulation(name, kids, ws.delta(name) if write_out else None, ws.routes(name)))
     if cn.count == 0:
         result = sp.S.Zero
     elif write_out:
-        result = delta[wrt]
+        result = ws.delta(wrt)
         if ws.tree_size() <= checks.COMPOSE_TREE and sp.count_ops(result) <= FACTOR_OPS:
             result = sp.factor_terms(result)   # (α + β + γ)(δ + ε + ζ); never simplify()
     else:
@@ -276,7 +421,7 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
         result = sp.Add(*[delta_symbol(c) * by_edge[(c, wrt)].expr for c in kids])
 
     path_sum = None
-    if cn.count and len(shown) <= max_paths:
+    if cn.count and len(shown) <= max_paths and write_out:
         path_sum = sp.Add(*[sp.Mul(*[by_edge[(a, b)].expr for a, b in zip(p, p[1:])]) for p in shown])
 
     result_check = _check_result(graph, wrt, result, path_sum, ws, cn, write_out)
@@ -284,22 +429,6 @@ def derive(graph: Graph, wrt: str, *, workspace: Workspace | None = None, max_pa
                       accumulation=tuple(acc), path_sum=path_sum, result=result, check=result_check,
                       max_paths=max_paths, title=title, at=tuple(at), lr=lr, display=tuple(display),
                       layers=tuple(layers))
-
-
-def _adjoint_env(ws: Workspace, cn: Cone, env: dict) -> dict:
-    """env plus the numeric δ of every cone node, by this derivation's own partials."""
-    from .mpeval import evaluate
-    graph = ws.graph
-    on = set(cn.nodes)
-    d = {cn.output: 1}
-    out = dict(env)
-    out[delta_symbol(cn.output)] = 1
-    for name in reversed(cn.nodes):
-        if name == cn.output:
-            continue
-        d[name] = sum(d[c] * evaluate(ws.partial(c, name).expr, env) for c in graph.children[name] if c in on)
-        out[delta_symbol(name)] = d[name]
-    return out
 
 
 def _check_result(graph, wrt, result, path_sum, ws: Workspace, cn: Cone, written: bool) -> Check:
@@ -314,5 +443,12 @@ def _check_result(graph, wrt, result, path_sum, ws: Workspace, cn: Cone, written
     subs = ws.composed(wrt) if written else None
     if subs is not None:
         return checks.check_result_composed(graph, wrt, result, ws.points, subs)
-    extend = None if written else (lambda env: _adjoint_env(ws, cn, env))
-    return checks.check_result_forward(graph, wrt, result, ws.points, ws.reference_value, extend)
+    kids = () if written else ws._kids(wrt)
+
+    def extend(k: int, env: dict, dps: int | None = None) -> dict:
+        """The point, plus the δ of wrt's children where the result is stated through them."""
+        if written:
+            return env
+        vals = ws.adjoint_values(k, dps)
+        return {**env, **{delta_symbol(c): vals[c] for c in kids}}
+    return checks.check_result_reverse(wrt, result, ws.points, ws.reference_adjoints, extend, cached=written)

@@ -135,12 +135,15 @@ class logsumexp(Function):
 
 
 def _fold(cls):
-    """max/min of two or more arguments, folded left into binary calls."""
+    """max/min of two or more arguments, folded into binary calls: the first half, then the second
+    half (max(a, b, c) is max(max(a, b), c)). The tree is as shallow as it can be (300 arguments
+    nest 9 deep, not 300), and the gradient still goes to the first of the arguments that tie:
+    every binary call sends it to its first argument on a tie."""
     def build(*args):
-        out = cls(args[0], args[1])
-        for a in args[2:]:
-            out = cls(out, a)
-        return out
+        if len(args) == 1:
+            return args[0]
+        half = (len(args) + 1) // 2
+        return cls(build(*args[:half]), build(*args[half:]))
     return build
 
 

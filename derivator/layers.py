@@ -19,9 +19,11 @@ from __future__ import annotations
 import sympy as sp
 
 from .expr import symbol
-from .numeric import adjoint_sum
+from .functions import sigmoid
+from .numeric import _Emitter, _Softmax, adjoint_into, adjoint_sum, total_code
 
 _H, _Z = sp.Symbol("_H_layer", real=True), sp.Symbol("_Z_layer", real=True)
+_IN_PLACE = {sigmoid: "_sigmoid_({})", sp.tanh: "numpy.tanh({0}, out={0})"}    # activations computed in place
 
 
 def _linear(expr, sources: set[str]):
@@ -47,8 +49,12 @@ def _linear(expr, sources: set[str]):
     return weights, bias
 
 
-def layered_source(graph, layers, wrt, partial, pr, names: dict):
-    """(source of ``_layered_totals``, its parameter names), or None where this back-end does not apply."""
+def layered_source(graph, layers, wrt, partial, pr, names: dict, pedge: dict, relevant):
+    """(source of ``_layered_totals``, its parameter names), or None where this back-end does not apply.
+
+    ``pedge`` holds the scalar code's partials (node expressions read from the nodes' values),
+    ``relevant`` the nodes the output depends on: the output layer and the loss are computed
+    from those only, with no term for a node the loss does not read."""
     if len(layers) < 2 or layers[-1] != (graph.output,):
         return None
     leaves = set(graph.leaves)
@@ -60,10 +66,11 @@ def layered_source(graph, layers, wrt, partial, pr, names: dict):
     for li, layer in enumerate(layers[:-1]):
         last = li == len(layers) - 2
         node_set = set(layer)
+        sources = set(prev)
         zs, W, B = [], [], []
         for name in layer:
-            parsed = _linear(graph.node(name).expr, set(prev))
-            if parsed is None or set(parsed[0]) != set(prev) or not set(parsed[0].values()) <= leaves:
+            parsed = _linear(graph.node(name).expr, sources)
+            if parsed is None or set(parsed[0]) != sources or not set(parsed[0].values()) <= leaves:
                 continue
             zs.append(name)
             W.append([parsed[0][src] for src in prev])
@@ -90,37 +97,57 @@ def layered_source(graph, layers, wrt, partial, pr, names: dict):
                 return None
         plan.append((zs, acts, W, B, dact, list(prev)))
         prev = acts
-    # every wrt must be a weight or a bias of the plan
-    where = {}
+    # every wrt must be a weight or a bias of the plan: its place in the flat vector of the gradients
+    weights = {w for _, _, W, _, _, _ in plan for row in W for w in row}
+    biases = {b for _, _, _, B, _, _ in plan for b in B if b}
+    where, parts, offset = {}, [], 0
     for li, (zs, acts, W, B, dact, src) in enumerate(plan, start=1):
+        parts.append(f"_gW{li}.ravel()")
         for j, row in enumerate(W):
             for k, w in enumerate(row):
-                where.setdefault(w, f"_gW{li}[{j}, {k}]")
+                where.setdefault(w, offset + j * len(row) + k)
+        offset += len(W) * len(W[0])
         per_neuron = all(b is not None for b in B) and len(set(B)) == len(B)
         shared = all(b is not None for b in B) and len(set(B)) == 1
-        for j, b in enumerate(B):
-            if b is None:
-                continue
-            where[b] = f"_gB{li}[{j}]" if per_neuron else (f"_gB{li}.sum()" if shared else None)
+        if per_neuron:
+            parts.append(f"_gB{li}")
+            for j, b in enumerate(B):
+                where.setdefault(b, offset + j)
+            offset += len(B)
+        elif shared:
+            parts.append(f"_gB{li}.sum(keepdims=True)")
+            where.setdefault(B[0], offset)
+            offset += 1
+        elif any(b is not None for b in B):
+            return None
     if any(where.get(w) is None for w in wrt):
         return None
     covered = {x for zs, acts, *_ in plan for x in zs + acts}
-    tail = [n for n in graph.nodes if n.name not in covered]
     out_zs = plan[-1][0]
+    # the nodes after the last matrix product that the totals need: those the output depends on,
+    # and those whose values the partials read (a softmax output o_k in ∂_lse/∂z_k)
+    keep = {n.name for n in graph.nodes if n.name not in covered and n.name in relevant}
+    for (c, p), e in pedge.items():
+        if c in keep or p in keep or p in out_zs:
+            keep.update(x.name for x in e.free_symbols if x.name in graph.index and x.name not in covered)
+    for n in reversed(graph.nodes):
+        if n.name in keep:
+            keep.update(p for p in n.parents if p in graph.index and p not in covered)
+    tail = [n for n in graph.nodes if n.name in keep]
 
     args = ", ".join(names[x] for x in graph.leaves)
-    batch = [x for x in graph.leaves if x not in {w for _, _, W, _, _, _ in plan for row in W for w in row}
-             and x not in {b for *_, B, _, _ in plan for b in B if b}]
+    batch = [x for x in graph.leaves if x not in weights and x not in biases]
     nl = len(plan)
     i1, i2 = "        ", "            "
-    lines = [f"def _layered_totals({args}):",
+    lines = [f"def _layered_flat({args}):",
              '    """Batch totals by matrix products a layer at a time (scalar weights, 1-D batches),',
-             '    in blocks of CHUNK samples so that the temporaries stay in cache."""',
+             '    in blocks of CHUNK samples so that the temporaries stay in cache; the gradients as',
+             '    one array, in the order of _LAYERED_WRT."""',
              "    with numpy.errstate(over='ignore', divide='ignore'):"]
-    lines.append(f"{i1}_shape = numpy.broadcast_shapes({', '.join('numpy.shape(' + names[x] + ')' for x in batch)}{',' if len(batch) == 1 else ''})")
+    lines.append(f"{i1}_shape = _batch_shape({', '.join(names[x] for x in batch)})")
     lines.append(f"{i1}_n = _shape[0]")
     for x in batch:
-        lines.append(f"{i1}{names[x]} = numpy.broadcast_to(numpy.asarray({names[x]}, dtype=float), _shape)")
+        lines.append(f"{i1}{names[x]} = _batch({names[x]}, _shape)")
     for li, (zs, acts, W, B, dact, src) in enumerate(plan, start=1):
         rows = ", ".join("[" + ", ".join(names[w] for w in row) + "]" for row in W)
         lines.append(f"{i1}_W{li} = numpy.array([{rows}], dtype=float)")
@@ -139,7 +166,11 @@ def layered_source(graph, layers, wrt, partial, pr, names: dict):
             lines.append(f"{i2}_Z{li} += _B{li}")
         if acts:
             act = graph.node(acts[0]).expr.xreplace({symbol(zs[0]): _Z})
-            lines.append(f"{i2}_A{li} = {_print(pr, names, act, li)}")
+            if _Z not in dact.free_symbols and type(act) in _IN_PLACE and act.args[0] == _Z:
+                # the pre-activation is read by nothing else: the activation overwrites it
+                lines.append(f"{i2}_A{li} = {_IN_PLACE[type(act)].format(f'_Z{li}')}")
+            else:
+                lines.append(f"{i2}_A{li} = {_print(pr, names, act, li)}")
     lines.append(f"{i2}# the output layer's activations and the loss, as in the scalar code")
     out_rows = {z: j for j, z in enumerate(out_zs)}
     saved = dict(names)
@@ -148,37 +179,66 @@ def layered_source(graph, layers, wrt, partial, pr, names: dict):
             names[x] = f"{names[x]}[_s:_e]"
     for z in out_zs:
         names[z] = f"_Z{nl}[{out_rows[z]}]"
+    em = _Emitter(pr, i2)           # this function's own temporaries, in its own names
+    softmax = _Softmax(graph)
+    # the loss only for its total (no partial reads it): summed from its terms, no array of it
+    read = {x.name for e in pedge.values() for x in e.free_symbols}
+    by_terms = graph.output not in read and bool(graph.node(graph.output).expr.free_symbols)
+    rows = [names[z] for z in out_zs]
     try:
         for n in tail:
-            lines.append(f"{i2}{saved[n.name]} = {pr.doprint(n.expr)}")
-        for n in tail:
-            names[n.name] = saved[n.name]
-        adj = {graph.output: None}          # δ_output = 1: not multiplied in
-        lines.append(f"{i2}_D{nl} = numpy.empty_like(_Z{nl})")
-        for name in [n.name for n in reversed(tail)] + list(reversed(out_zs)):
-            if name == graph.output:
+            if n.name == graph.output and by_terms:
                 continue
-            contributions = [(adj[c], partial(c, name).expr) for c in graph.children[name] if c in adj]
+            logits = [names[a.name] if a.is_Symbol else None for a in n.expr.args]
+            if n.name in softmax.outputs and logits == rows and any(o in keep for o in softmax.outputs[n.name]):
+                em.called.add(n.name)            # the softmax of the whole output layer: matrix operations
+                em.line(f"{names[n.name]}, _sm{names[n.name]} = _softmax_rows(_Z{nl})")
+            else:
+                em.line(softmax.line(em, pr, n, keep))
+        if by_terms:
+            em.line(f"_value += {total_code(em, pr, graph.node(graph.output).expr, '(_e - _s,)')}")
+        adj = {graph.output: None}          # δ_output = 1: not multiplied in
+        em.line(f"_D{nl} = numpy.empty_like(_Z{nl})")
+        for name in [n.name for n in reversed(tail)] + list(reversed(out_zs)):
+            if name == graph.output or name not in relevant:
+                continue
+            contributions = [(adj[c], pedge[(c, name)]) for c in graph.children[name] if (c, name) in pedge]
             target = f"_D{nl}[{out_rows[name]}]" if name in out_rows else "_a_" + name
             adj[name] = target
-            lines.append(f"{i2}{target} = {adjoint_sum(pr, contributions)}")
+            if name in out_rows:
+                for line in adjoint_into(pr, contributions, target, em.text):
+                    em.line(line)
+            else:
+                em.line(f"{target} = {adjoint_sum(pr, contributions, em.text)}")
     finally:
         names.clear()
         names.update(saved)
-    lines.append(f"{i2}_value += _total({names[graph.output]}, (_e - _s,))")
+    lines += em.lines
+    if not by_terms:
+        lines.append(f"{i2}_value += _total({names[graph.output]}, (_e - _s,))")
     for li in range(nl, 0, -1):
         lines.append(f"{i2}_gW{li} += _D{li} @ _A{li - 1}.T")
         lines.append(f"{i2}_gB{li} += _D{li}.sum(axis=1)")
         if li > 1:
             dact = plan[li - 2][4]
             lines.append(f"{i2}_D{li - 1} = _W{li}.T @ _D{li}")
-            for factor in sp.Mul.make_args(dact):
-                if factor != 1:
-                    lines.append(f"{i2}_D{li - 1} *= {_print(pr, names, factor, li - 1)}")
-    grads = "{" + ", ".join(f"{w!r}: {where[w]}" for w in wrt) + "}"
-    lines.append(f"{i1}return _value, {grads}, _n")
+            factors = [f for f in sp.Mul.make_args(dact) if f != 1]
+            # 1 − σ last, written over the activations (read by nothing after this): no new array
+            last = next((f for f in factors if f == 1 - _H), None)
+            if last is not None:
+                factors.remove(last)
+            for factor in factors:
+                lines.append(f"{i2}_D{li - 1} *= {_print(pr, names, factor, li - 1)}")
+            if last is not None:
+                lines.append(f"{i2}_D{li - 1} *= numpy.subtract(1.0, _A{li - 1}, out=_A{li - 1})")
+    lines.append(f"{i1}return _value, numpy.concatenate(({', '.join(parts)},))[_LAYERED_PICK], _n")
     lines = "\n".join(lines) + "\n"
-    params = sorted({x for _, _, W, B, _, _ in plan for row in W for x in row} | {b for *_, B, _, _ in plan for b in B if b})
+    lines += (f"\n\n_LAYERED_WRT = {tuple(wrt)!r}\n_LAYERED_PICK = numpy.array({[where[w] for w in wrt]!r}, dtype=numpy.intp)"
+              f"\n\n\ndef _layered_totals({args}):\n"
+              '    """The batch total of the output and of each gradient (a dict), and the batch size."""\n'
+              f"    _value, _flat, _n = _layered_flat({args})\n"
+              "    return _value, dict(zip(_LAYERED_WRT, _flat.tolist())), _n\n")
+    params = sorted(weights | biases)
     return lines, params
 
 
@@ -187,9 +247,11 @@ def _print(pr, names, expr, layer: int) -> str:
     saved = dict(names)
     names[_H.name] = f"_A{layer}"
     names[_Z.name] = f"_Z{layer}"
+    temps, pr.temps = pr.temps, {}
     try:
-        text = pr.doprint(expr)
+        text = pr.text(expr)
     finally:
+        pr.temps = temps
         names.clear()
         names.update(saved)
     return text

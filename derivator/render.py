@@ -25,13 +25,14 @@ as delimiters (no clash with braces); both use ``StrictUndefined``.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from json.encoder import encode_basestring as _quote   # json.dumps's quoting (ensure_ascii=False)
 from importlib import resources
 
 import jinja2
 import jinja2.sandbox
 import mpmath
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
 from .check import DIGITS, MAX_DIGITS
 from .derivation import Derivation, delta_symbol
@@ -777,20 +778,88 @@ def render(derivations: list[Derivation], fmt: str, *, fragment: bool = False, t
 
 # ---------------------------------------------------------------- JSON ---
 
-@lru_cache(maxsize=8192)
+class _MemoStr(StrPrinter):
+    """sympy's ``str()`` printer that remembers the text of every subexpression it prints.
+
+    Its text of an expression depends on the expression alone (a parent adds parentheses
+    around a child's text, never changes it), so a δ shared by a thousand results is
+    printed once, not once per result. The memory is dropped when it grows past MEMO."""
+
+    MEMO = 200_000
+
+    def __init__(self):
+        super().__init__()
+        self.memo: dict = {}
+
+    def _print(self, expr, **kwargs):
+        if kwargs or not isinstance(expr, sp.Basic):
+            return super()._print(expr, **kwargs)
+        text = self.memo.get(expr)
+        if text is None:
+            text = self.memo[expr] = super()._print(expr)
+        return text
+
+    def text(self, expr) -> str:
+        if len(self.memo) > self.MEMO:
+            self.memo.clear()
+        return self.doprint(expr)
+
+
+_PRINTER = _MemoStr()
+
+
 def _sstr(expr) -> str:
-    """sympy's str(), once per distinct expression (derivations share most of theirs)."""
-    return sp.sstr(expr)
+    """sympy's str() of an expression (the same text as ``sympy.sstr``), subexpressions printed once."""
+    return _PRINTER.text(expr)
 
 
-def derivation_json(d: Derivation) -> dict:
+_CLAIMS: dict[int, tuple] = {}
+
+
+def _claims(graph) -> dict:
+    """The text of each node's accumulation claim, δ_n = Σ δ_c ∂c/∂n, per graph (the last few graphs);
+    also the first routes to a node and the JSON text of steps that recur in every derivation."""
+    found = _CLAIMS.get(id(graph))
+    if found is None or found[0] is not graph:
+        if len(_CLAIMS) >= 4:
+            _CLAIMS.clear()
+        found = _CLAIMS[id(graph)] = (graph, {})
+    return found[1]
+
+
+def _json_paths(d: Derivation) -> list[tuple[str, ...]]:
+    """The first JSON_PATHS routes to d.wrt. Where wrt has one child c in the cone (a weight), they
+    are the first routes to c, each followed by wrt: those are found once per c, for all its weights."""
     from itertools import islice
 
     from .paths import iter_paths
-    paths = [list(p) for p in islice(iter_paths(d.graph, d.wrt), JSON_PATHS)] if d.path_count else []
+    if not d.path_count:
+        return []
+    kids = d.accumulation[-1].children if d.accumulation else ()
+    if len(kids) != 1 or kids[0] == d.output:
+        return list(islice(iter_paths(d.graph, d.wrt, cone=d.cone), JSON_PATHS))
+    return [p + (d.wrt,) for p in _routes_to(d.graph, kids[0])]
+
+
+def _routes_to(graph, name: str) -> list[tuple[str, ...]]:
+    """The first JSON_PATHS routes from the output to ``name``, found once per graph."""
+    from itertools import islice
+
+    from .paths import iter_paths
+    memo = _claims(graph)
+    found = memo.get(("routes", name))
+    if found is None:
+        found = memo[("routes", name)] = list(islice(iter_paths(graph, name), JSON_PATHS))
+    return found
+
+
+def derivation_json(d: Derivation) -> dict:
+    """The JSON object of SPEC §2.2 for one derivation (work linear in its cone and its paths)."""
+    paths = [list(p) for p in _json_paths(d)]
     steps: list[dict] = []
+    on = set(d.cone.nodes)
     for n in d.graph.nodes:
-        if n.name in d.cone.nodes:
+        if n.name in on:
             steps.append({"kind": "definition", "name": n.name, "expression": _sstr(n.expr)})
     steps.append({"kind": "paths", "count": d.path_count, "shown": [list(p) for p in d.paths]})
     for p in d.partials:
@@ -800,12 +869,136 @@ def derivation_json(d: Derivation) -> dict:
         steps.append({"kind": "chain", "paths": [list(p) for p in d.paths],
                       "expression": _sstr(d.path_sum)})
     by_edge = {(p.child, p.parent): p for p in d.partials}
+    claims = _claims(d.graph)
     for a in d.accumulation:
-        claim = sp.Add(*[delta_symbol(c) * by_edge[(c, a.node)].expr for c in a.children]) \
-            if a.children else sp.S.One
-        steps.append({"kind": "accumulate", "node": a.node, "children": list(a.children),
-                      "expression": _sstr(claim)})
+        text = claims.get(a.node)
+        if text is None:          # the same in every derivation whose cone holds the node
+            claim = sp.Add(*[delta_symbol(c) * by_edge[(c, a.node)].expr for c in a.children]) \
+                if a.children else sp.S.One
+            text = claims[a.node] = _sstr(claim)
+        steps.append({"kind": "accumulate", "node": a.node, "children": list(a.children), "expression": text})
     result = _sstr(d.result)
     steps.append({"kind": "result", "expression": result, "check": d.check.as_dict()})
     return {"output": d.output, "wrt": d.wrt, "path_count": d.path_count, "paths": paths,
             "result": result, "verified": d.verified, "check": d.check.as_dict(), "steps": steps}
+
+
+# ------------------------------------------------------- JSON as text ---
+#
+# ``derive --format json`` prints ``json.dumps(objects, indent=1, ensure_ascii=False)``. The json
+# module encodes indented output in Python, one generator step per value: 16-32-32-10's 1,930
+# derivations (300,000 local steps, 660,000 paths) took minutes. The writer below produces the
+# same text (the tests compare it with json.dumps), with the text of the steps that recur in
+# every derivation (a local partial, a node's definition and accumulation, the routes to a
+# weight's child) made once per graph.
+
+def _dump(v, level: int) -> str:
+    """``json.dumps(v, indent=1, ensure_ascii=False)`` of plain data nested ``level`` deep."""
+    if isinstance(v, str):
+        return _quote(v)
+    if v is True or v is False or v is None:
+        return {True: "true", False: "false", None: "null"}[v]
+    if isinstance(v, int):
+        return int.__repr__(v)
+    if isinstance(v, float):
+        return json.dumps(v)
+    pad = "\n" + " " * (level + 1)
+    if isinstance(v, dict):
+        if not v:
+            return "{}"
+        return "{" + pad + ("," + pad).join(_quote(k) + ": " + _dump(x, level + 1) for k, x in v.items()) \
+            + "\n" + " " * level + "}"
+    if not v:
+        return "[]"
+    if all(isinstance(x, str) for x in v):
+        return "[" + pad + ("," + pad).join(map(_quote, v)) + "\n" + " " * level + "]"
+    return "[" + pad + ("," + pad).join(_dump(x, level + 1) for x in v) + "\n" + " " * level + "]"
+
+
+def _derivation_text(d: Derivation, level: int) -> str:
+    """The text of ``derivation_json(d)`` as ``_dump`` writes it ``level`` deep."""
+    memo = _claims(d.graph)
+    at = level + 1            # the object's keys
+    step = level + 2          # the steps in their list
+
+    def cached(key, make):
+        text = memo.get(key)
+        if text is None:
+            text = memo[key] = make()
+        return text
+
+    pieces = []
+    on = set(d.cone.nodes)
+    for n in d.graph.nodes:
+        if n.name in on:
+            pieces.append(cached(("def", n.name, step), lambda: _dump(
+                {"kind": "definition", "name": n.name, "expression": _sstr(n.expr)}, step)))
+    pieces.append(_dump({"kind": "paths", "count": d.path_count, "shown": [list(p) for p in d.paths]}, step))
+    for p in d.partials:
+        pieces.append(cached(("local", p.child, p.parent, step), lambda: _dump(
+            {"kind": "local", "of": p.child, "wrt": p.parent, "expression": _sstr(p.expr),
+             "rules": list(p.rules), "check": p.check.as_dict()}, step)))
+    if d.path_sum is not None:
+        pieces.append(_dump({"kind": "chain", "paths": [list(p) for p in d.paths],
+                             "expression": _sstr(d.path_sum)}, step))
+    by_edge = {(p.child, p.parent): p for p in d.partials}
+    for a in d.accumulation:
+        def accumulate():
+            text = memo.get(a.node)
+            if text is None:
+                claim = sp.Add(*[delta_symbol(c) * by_edge[(c, a.node)].expr for c in a.children]) \
+                    if a.children else sp.S.One
+                text = memo[a.node] = _sstr(claim)
+            return _dump({"kind": "accumulate", "node": a.node, "children": list(a.children),
+                          "expression": text}, step)
+        pieces.append(cached(("acc", a.node, step), accumulate))
+    result = _sstr(d.result)
+    pieces.append(_dump({"kind": "result", "expression": result, "check": d.check.as_dict()}, step))
+    pad, inner = "\n" + " " * at, "\n" + " " * step
+    fields = [_quote("output") + ": " + _quote(d.output), _quote("wrt") + ": " + _quote(d.wrt),
+              _quote("path_count") + ": " + int.__repr__(d.path_count),
+              _quote("paths") + ": " + _paths_text(d, at),
+              _quote("result") + ": " + _quote(result),
+              _quote("verified") + ": " + ("true" if d.verified else "false"),
+              _quote("check") + ": " + _dump(d.check.as_dict(), at),
+              _quote("steps") + ": [" + inner + ("," + inner).join(pieces) + pad + "]"]
+    return "{" + pad + ("," + pad).join(fields) + "\n" + " " * level + "}"
+
+
+def _paths_text(d: Derivation, level: int) -> str:
+    """The ``paths`` list of ``derivation_json(d)`` as text; the routes to a weight's child are
+    written once, and each weight adds its own name."""
+    if not d.path_count:
+        return "[]"
+    kids = d.accumulation[-1].children if d.accumulation else ()
+    pad, inner = "\n" + " " * (level + 1), "\n" + " " * (level + 2)
+    close = "\n" + " " * (level + 1) + "]"
+    if len(kids) != 1 or kids[0] == d.output:
+        items = [_dump(list(p), level + 1) for p in _json_paths(d)]
+    else:
+        memo = _claims(d.graph)
+        key = ("routes", kids[0], level)
+        heads = memo.get(key)
+        if heads is None:         # each route to the child, its closing bracket left off
+            heads = memo[key] = ["[" + inner + ("," + inner).join(map(_quote, p)) for p in _routes_to(d.graph, kids[0])]
+        tail = "," + inner + _quote(d.wrt) + close
+        items = [h + tail for h in heads]
+    return "[" + pad + ("," + pad).join(items) + "\n" + " " * level + "]"
+
+
+def derivations_json_text(derivations, as_list: bool):
+    """The text of ``json.dumps(objects, indent=1, ensure_ascii=False)`` for the derivations' JSON
+    objects (a list, or the one object), in pieces, one derivation at a time: a derivation of
+    every parameter of a large network never holds all its text at once (16-32-32-10's 1,930
+    derivations print 200 MB)."""
+    if not as_list:
+        (d,) = derivations
+        yield _derivation_text(d, 0)
+        return
+    if not derivations:
+        yield "[]"
+        return
+    for i, d in enumerate(derivations):
+        yield ("[\n " if i == 0 else ",\n ") + _derivation_text(d, 1)
+    yield "\n]"
+

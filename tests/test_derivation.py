@@ -232,3 +232,43 @@ def test_a_wrong_rule_stops_compile_and_eval(wrong_sigmoid_rule, capsys):
     assert rc == 1 and out == ""
     with pytest.raises(derivator.VerificationError):
         derivator.compile(d)
+
+
+@pytest.mark.parametrize("spec", [
+    {"network": {"inputs": 3, "layers": [{"units": 4}, {"units": 3, "activation": "softmax"}],
+                 "loss": "cross_entropy"}},
+    {"network": {"inputs": 2, "layers": [{"units": 3}] * 9 + [{"units": 1}], "loss": "mse"}},   # δ-stated results
+    {"equations": {"u": "a*b", "v": "c + 1", "F": "2*u"}, "output": "F"},                    # a leaf off every path
+])
+def test_json_text_is_json_dumps_of_the_objects(spec):
+    """derive --format json writes one derivation at a time, with recurring steps printed once per
+    graph: the text is exactly json.dumps(indent=1) of the derivations' objects."""
+    from derivator.render import derivations_json_text
+    d = derivator.load_dict(spec)
+    ders = derivator.derive_all(d)
+    objs = [x.to_json() for x in ders]
+    assert "".join(derivations_json_text(ders, as_list=True)) == json.dumps(objs, indent=1, ensure_ascii=False)
+    assert "".join(derivations_json_text(ders[:1], as_list=False)) == json.dumps(objs[0], indent=1, ensure_ascii=False)
+    assert "".join(derivations_json_text([], as_list=True)) == "[]"
+
+
+def test_json_text_of_every_example_through_the_cli(capsys):
+    for name in derivator.examples():
+        assert main(["derive", name, "--format", "json", "--quiet"]) == 0
+        out = capsys.readouterr().out
+        ders = derivator.derive_all(derivator.load(name))
+        objs = [x.to_json() for x in ders]
+        assert json.loads(out) == (objs[0] if len(objs) == 1 else objs)
+        assert out == json.dumps(objs[0] if len(objs) == 1 else objs, indent=1, ensure_ascii=False) + "\n"
+
+
+def test_check_of_large_graphs_is_reverse_accumulation_once_per_point():
+    """Past the size where the output is composed in the leaves, a result is checked against reverse
+    accumulation of sympy's own partials, computed once per point for every parameter."""
+    d = derivator.load_dict({"network": {"inputs": 3, "layers": [{"units": 4}, {"units": 4}, {"units": 2}],
+                                         "loss": "mse"}})
+    ders = derivator.derive_all(d)
+    assert all(x.verified for x in ders)
+    assert all("reverse accumulation of sympy's diff" in x.check.detail for x in ders)
+    ws = derivator.api.workspace(d)
+    assert len(ws._refadj) == len(ws.points.envs)          # one reverse pass per point, for all 38

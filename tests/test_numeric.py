@@ -438,3 +438,221 @@ def test_leaf_that_does_not_reach_the_output():
     assert float(out.gradient["a"]) == pytest.approx(8.0)
     proof = derivator.derive(d, "c")
     assert proof.path_count == 0 and proof.result == 0 and proof.verified
+
+
+# ------------------------------------------------------------ adjoints as written ---
+# The compiled code computes with the definition rewritten for floating point (stable.py);
+# the adjoints it reports are those of the definition as written, also where a rewritten
+# edge leaves a node with other children (issue 7, item 1).
+
+AS_WRITTEN = {
+    "log_and_itself": ("""
+equations:
+  P: sigmoid(a)
+  L: log(P) + P
+""", {"a": (-2, 2)}),
+    "bce_plus_square": ("""
+equations:
+  o: sigmoid(z)
+  L: -(y*log(o) + (1-y)*log(1-o)) + o**2
+""", {"z": (-2, 2), "y": (0.05, 0.95)}),
+    "softmax_loss_uses_s": ("""
+equations:
+  s: exp(z1) + exp(z2) + exp(z3)
+  o1: exp(z1)/s
+  o2: exp(z2)/s
+  o3: exp(z3)/s
+  L: -(y1*log(o1) + y2*log(o2) + y3*log(o3)) + s/10
+""", {"z1": (-2, 2), "z2": (-2, 2), "z3": (-2, 2), "y1": (0.05, 0.95), "y2": (0.05, 0.95), "y3": (0.05, 0.95)}),
+    "softmax_output_in_two_losses": ("""
+equations:
+  s: exp(z1) + exp(z2)
+  o1: exp(z1)/s
+  o2: exp(z2)/s
+  L: -(y1*log(o1) + y2*log(o2)) + (o1 - y1)**2
+""", {"z1": (-2, 2), "z2": (-2, 2), "y1": (0.05, 0.95), "y2": (0.05, 0.95)}),
+    "log_read_by_two_nodes": ("""
+equations:
+  P: sigmoid(a*b)
+  A: log(P)
+  B: c*log(1 - P)
+  L: A + B + P*c
+""", {"a": (-2, 2), "b": (-2, 2), "c": (-2, 2)}),
+    "rewritten_node_is_a_wrt": ("""
+equations:
+  P: sigmoid(a)
+  Q: P*b
+  L: log(P) + Q
+wrt: [P, a, b]
+""", {"a": (-2, 2), "b": (-2, 2)}),
+}
+
+
+def _as_written(name):
+    return derivator.loads(AS_WRITTEN[name][0], source=name)
+
+
+def _as_written_points(name, count=3):
+    rng = random.Random(f"as-written-{name}")
+    ranges = AS_WRITTEN[name][1]
+    return [{k: rng.uniform(*r) for k, r in ranges.items()} for _ in range(count)]
+
+
+def test_adjoint_of_a_rewritten_node_with_another_child():
+    """δ_P of L = log(P) + P is 1/P + 1 = 3 at a = 0, as the derivation says (not 1)."""
+    d = _as_written("log_and_itself")
+    assert float(derivator.compile(d)(a=0.0).adjoints["P"]) == pytest.approx(3.0, rel=1e-15)
+    proof = derivator.derive(d, "P")
+    assert float(proof.result.subs({sp.Symbol("P", real=True): 0.5})) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("name", list(AS_WRITTEN))
+def test_adjoints_as_written_against_torch(name):
+    d = _as_written(name)
+    grad = derivator.compile(d)
+    for pt in _as_written_points(name):
+        out = grad(**pt)
+        value, tgrads, tadj, _ = torch_reference(d, pt)
+        assert_close(out.value, value, 1e-12, f"{name}: value")
+        for node, ref in tadj.items():
+            assert_close(out.adjoints[node], ref, 1e-10, f"{name}: adjoint of {node} at {pt}")
+        for w in d.wrt:
+            assert_close(out.gradient[w], tgrads[w] if w in tgrads else tadj[w], 1e-10, f"{name}: d/d{w}")
+    # the batch totals of a rewritten wrt node are its adjoints as written, summed
+    pts = _as_written_points(name, count=5)
+    batch = {k: np.array([p[k] for p in pts]) for k in pts[0]}
+    tot = grad.sum(**batch)
+    each = grad(**batch)
+    for w in d.wrt:
+        assert_close(tot.gradient[w], float(np.sum(each.gradient[w])), 1e-12, f"{name}: total of d/d{w}")
+
+
+def test_adjoints_as_written_in_eval_json(tmp_path, capsys):
+    import json
+
+    from derivator.cli import main
+    f = tmp_path / "p.yaml"
+    f.write_text("equations:\n  P: sigmoid(a)\n  L: log(P) + P\nat: {a: 0}\n")
+    assert main(["eval", str(f), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adjoints"]["P"] == pytest.approx(3.0, rel=1e-15)
+
+
+def test_softmax_network_adjoints_as_written_against_torch():
+    """A softmax network with a cross-entropy loss: the normaliser s and the outputs o_k have
+    their adjoints as written, though the code computes through one log-sum-exp."""
+    d = derivator.load_dict({"network": {"inputs": 3, "layers": [{"units": 4, "activation": "tanh"},
+                                                                 {"units": 3, "activation": "softmax"}],
+                                         "loss": "cross_entropy"}})
+    grad = derivator.compile(d)
+    rng = random.Random(7)
+    for _ in range(3):
+        pt = _default_sampler(d)(rng)
+        out = grad(**pt)
+        _, tgrads, tadj, _ = torch_reference(d, pt)
+        for node, ref in tadj.items():
+            assert_close(out.adjoints[node], ref, 1e-10, f"adjoint of {node}")
+        for w in d.wrt:
+            assert_close(out.gradient[w], tgrads[w], 1e-10, w)
+
+
+# ------------------------------------------------------------ the generated code ---
+
+def _function(source, name):
+    """The text of one generated function."""
+    start = source.index(f"def {name}(")
+    end = source.find("\ndef ", start + 1)
+    return source[start:] if end < 0 else source[start:end]
+
+
+@pytest.mark.parametrize("sizes", [(3, 3, 4), (4, 8, 8, 10)])
+def test_softmax_code_has_one_log_sum_exp_and_no_term_times_a_zero_adjoint(sizes):
+    layers = [{"units": u, "activation": "sigmoid"} for u in sizes[1:-1]] + [{"units": sizes[-1], "activation": "softmax"}]
+    d = derivator.load_dict({"network": {"inputs": sizes[0], "layers": layers, "loss": "cross_entropy"}})
+    src = derivator.compile(d).source
+    names = ["gradient"] + (["_layered_flat", "_scalar_totals"] if "_layered_flat" in src else ["totals"])
+    for name in names:
+        body = _function(src, name)
+        assert sum(body.count(f) for f in ("_logsumexp(", "_softmax(", "_softmax_rows(")) == 1, name
+        zero = [line for line in body.splitlines() if line.endswith(" = 0.0") and "_value" not in line]
+        assert not zero, (name, zero)                 # no adjoint fixed at 0 computed, none multiplied in
+    # the totals do not compute the normaliser s (only the log-sum-exp reads the logits)
+    totals = _function(src, "_layered_flat" if "_layered_flat" in src else "totals")
+    assert "v_s = " not in totals
+
+
+def test_softmax_adjoint_is_the_derivation_s_own():
+    """The code's δ_z of a softmax + cross-entropy is o·Σy − y, which is the derivation's δ_z for
+    any targets (also those that do not sum to 1), checked against torch with such targets."""
+    d = derivator.load_dict({"network": {"inputs": 2, "layers": [{"units": 3, "activation": "softmax"}],
+                                         "bias": "none", "loss": "cross_entropy"}})
+    pt = {"x1": 0.3, "x2": -1.2, "w1": 0.5, "w2": -0.4, "w3": 1.1, "w4": 0.2, "w5": -0.7, "w6": 0.9,
+          "y1": 0.7, "y2": 0.6, "y3": 0.4}                         # Σy = 1.7
+    out = derivator.compile(d)(**pt)
+    _, tgrads, tadj, _ = torch_reference(d, pt)
+    for z in ("z1", "z2", "z3"):
+        assert_close(out.adjoints[z], tadj[z], 1e-12, z)
+    for w in d.wrt:
+        assert_close(out.gradient[w], tgrads[w], 1e-12, w)
+
+
+def test_long_sums_and_chains_compile_without_recursion():
+    """A 3,000-term sum and a chain of 2,000 sigmoids: flat code, no RecursionError anywhere."""
+    d = derivator.load_dict({"equations": {"F": "+".join(f"a{i}*b{i}" for i in range(1500))}})
+    grad = derivator.compile(d)
+    pt = {f"a{i}": 0.001 * i for i in range(1500)} | {f"b{i}": 1.0 for i in range(1500)}
+    out = grad(**pt)
+    assert float(out.value) == pytest.approx(sum(0.001 * i for i in range(1500)))
+    assert float(out.gradient["b7"]) == pytest.approx(0.007)
+    eqs = {"u0": "sigmoid(a)"} | {f"u{i}": f"sigmoid(u{i - 1})" for i in range(1, 2000)}
+    d = derivator.load_dict({"equations": eqs})
+    out = derivator.compile(d)(a=0.3)
+    v, g = 0.3, 1.0
+    for _ in range(2000):
+        v = 1 / (1 + math.exp(-v))
+        g *= v * (1 - v)
+    assert float(out.value) == pytest.approx(v, rel=1e-12)
+    assert float(out.gradient["a"]) == pytest.approx(g, rel=1e-9)
+
+
+def test_max_of_many_arguments_is_shallow_and_sends_the_gradient_to_the_first_maximum():
+    d = derivator.load_dict({"equations": {"F": "max(" + ", ".join(f"a{i}" for i in range(200)) + ")"}})
+    grad = derivator.compile(d)
+    pt = {f"a{i}": float(i % 50) for i in range(200)}        # 49 at i = 49, 99, 149, 199
+    out = grad(**pt)
+    assert float(out.value) == 49.0
+    assert [k for k, v in out.gradient.items() if v != 0] == ["a49"]
+
+
+# ------------------------------------------------------------ bad arrays ---
+
+@pytest.mark.parametrize("value,match", [
+    (np.array([1.0, 2.0, 3.0]), "do not broadcast together: x1 has shape \\(2,\\), x2 has shape \\(3,\\)"),
+    (np.array([1.0, None], dtype=object), "x2 is not a number or an array of real numbers"),
+    (10 ** 400, "x2 is too large for a float64"),
+    ([1.0, 10 ** 400], "x2"),
+    (1 + 2j, "x2 holds a complex number"),
+    (np.array([1 + 1j, 2.0]), "x2 holds complex numbers"),
+    ("0.5", "x2 is text, not a number"),
+    (np.array(["a", "b"]), "x2 is text"),
+    (None, "x2 is not a number"),
+    ({"a": 1}, "x2 is not a number"),
+])
+def test_bad_arrays_raise_usage_errors(value, match):
+    d = DEFINITIONS["seed_network"]
+    grad = derivator.compile(d)
+    at = {**d.at_dict, "x1": np.array([0.1, 0.2])}
+    for call in (grad, grad.sum, grad.mean):
+        with pytest.raises(derivator.UsageError, match=match):
+            call(**{**at, "x2": value})
+
+
+def test_good_array_kinds_are_accepted():
+    d = DEFINITIONS["seed_network"]
+    grad = derivator.compile(d)
+    at = d.at_dict
+    ref = grad.sum(**{**at, "x1": np.array([1.0, 2.0])})
+    for x1 in (np.array([1, 2]), [1.0, 2.0], (1, 2), np.array([1.0, 2.0], dtype=np.float32),
+               np.array([1.0, 2.0], dtype=object)):
+        got = grad.sum(**{**at, "x1": x1})
+        assert got.gradient == pytest.approx(ref.gradient, rel=1e-7)
+    assert float(grad(**{**at, "x1": True}).value) == pytest.approx(float(grad(**{**at, "x1": 1.0}).value))

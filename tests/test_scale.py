@@ -2,6 +2,7 @@
 import json
 
 import mpmath
+import sympy as sp
 import numpy as np
 import pytest
 
@@ -103,3 +104,50 @@ def test_long_chain_whose_result_is_stated_through_adjoints():
     proof = derivator.derive(d, "a")
     assert proof.path_count == 301
     assert proof.verified
+
+
+def test_chain_too_long_to_write_out_is_stated_through_adjoints():
+    """A chain of 400 sigmoids: one path of 400 partials is not written out (it would cost time and
+    memory quadratic in the chain); the result reads δ of a's child, and it is checked."""
+    eqs = {"u0": "sigmoid(a)"} | {f"u{i}": f"sigmoid(u{i - 1})" for i in range(1, 400)}
+    d = derivator.load_dict({"equations": eqs})
+    proof = derivator.derive(d, "a")
+    assert proof.path_count == 1 and proof.verified
+    assert str(proof.result) == "u0*δ_u0*(1 - u0)"
+    assert all(a.expr is None for a in proof.accumulation)
+    data = proof.to_json()
+    assert data["result"] == "u0*δ_u0*(1 - u0)" and len(data["paths"][0]) == 401
+    # the value it states, with δ_u0 accumulated from its own steps, is the compiled gradient
+    stated, _ = _factored_value(proof, {"a": 0.3})
+    assert stated == pytest.approx(float(derivator.compile(d)(a=0.3).gradient["a"]), rel=1e-10)
+
+
+def test_short_chain_is_written_out():
+    eqs = {"u0": "sigmoid(a)"} | {f"u{i}": f"sigmoid(u{i - 1})" for i in range(1, 50)}
+    proof = derivator.derive(derivator.load_dict({"equations": eqs}), "a")
+    assert "δ" not in str(proof.result) and proof.verified
+    assert all(a.expr is not None for a in proof.accumulation)
+
+
+def test_wide_layer_partials_do_not_grow_with_the_fan_in():
+    """1 input -> 256 units -> 1: the output's pre-activation sums 256 products; each of its partials
+    is the derivative of one term (one shape for all 256 weights, one for all 256 units)."""
+    d = derivator.load_dict({"network": {"inputs": 1, "layers": [{"units": 256}, {"units": 1}], "loss": "mse"}})
+    ws = derivator.api.workspace(d)
+    proofs = derivator.derive_all(d, ["w257", "w1", "b1"])
+    assert all(p.verified for p in proofs)
+    g = derivator.graph(d)
+    z = g.node("z257")
+    assert len(z.parents) == 513
+    shapes = {id(ws._shape("z257", p)[0]) for p in z.parents}
+    assert len(shapes) == 3                  # w·h by w, by h, and the bias
+    for p in ("w260", "h7", "b257"):
+        lp = ws.partial("z257", p)
+        assert lp.expr == sp.diff(z.expr, symbol(p)) and lp.check.passed
+        assert lp.rules[0] == "sum rule"
+    at = point(d, seed=5)
+    grad = derivator.compile(d)
+    out = grad(**at)
+    h = 1e-6
+    fd = (float(grad(**{**at, "w300": at["w300"] + h}).value) - float(grad(**{**at, "w300": at["w300"] - h}).value)) / (2 * h)
+    assert float(out.gradient["w300"]) == pytest.approx(fd, rel=1e-6)
