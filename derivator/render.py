@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring as _quote   # json.dumps's quoting (ensure_ascii=False)
+from functools import lru_cache
 from importlib import resources
 
 import jinja2
