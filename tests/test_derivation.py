@@ -245,7 +245,7 @@ def test_json_text_is_json_dumps_of_the_objects(spec):
     graph: the text is exactly json.dumps(indent=1) of the derivations' objects."""
     from derivator.render import derivations_json_text
     d = derivator.load_dict(spec)
-    ders = derivator.derive_all(d)
+    ders = derivator.derive_all(d, view="scalar")
     objs = [x.to_json() for x in ders]
     assert "".join(derivations_json_text(ders, as_list=True)) == json.dumps(objs, indent=1, ensure_ascii=False)
     assert "".join(derivations_json_text(ders[:1], as_list=False)) == json.dumps(objs[0], indent=1, ensure_ascii=False)
