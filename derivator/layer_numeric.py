@@ -788,6 +788,7 @@ class CompiledLayerGradient(CompiledGradient):
         self.output = ws.lg.output
         self.wrt = tuple(wrt)
         self.leaves = ws.lg.leaves
+        self._leafset = frozenset(self.leaves)
         self.shapes = {x: ws.lg.shapes[x] for x in self.leaves}
         self.batch = tuple(x for x in self.leaves if x in batch)
         self.source = source
@@ -811,7 +812,7 @@ class CompiledLayerGradient(CompiledGradient):
     def _inputs(self, kwargs, finite: bool = True):
         """The module for the leaves given with a batch axis, the inputs as its code takes them, the
         batch size, whether no leaf had a batch axis, and the inputs as given."""
-        args = self._args(kwargs)
+        args = self._match(kwargs)
         batch = set(self.batch)
         for x, a in zip(self.leaves, args):
             if x not in batch and np.ndim(a) == len(self.shapes[x]) + 1 and np.shape(a)[1:] == self.shapes[x]:
@@ -849,6 +850,12 @@ class CompiledLayerGradient(CompiledGradient):
             warnings.warn(f"the batch total of {self.output} or of a gradient is not finite", RuntimeWarning,
                           stacklevel=2)
         return Totals(self.output, float(value), gradient, int(count))
+
+    def mean(self, /, **batch) -> Totals:
+        """The batch means: ``sum``'s totals divided by the batch size."""
+        t = self.sum(**batch)
+        n = max(t.count, 1)
+        return Totals(self.output, t.value / n, {k: v / n for k, v in t.gradient.items()}, t.count)
 
     def __repr__(self):
         shapes = ", ".join(f"{w}" for w in self.wrt[:6]) + (", …" if len(self.wrt) > 6 else "")

@@ -753,8 +753,8 @@ class CompiledGradient:
         params = set(namespace.get("_LAYERED_PARAMS", ()))
         self._is_param = [x in params for x in self.leaves]
 
-    def _args(self, kwargs):
-        """(arguments in leaf order, their broadcast shape, whether the matrix-product code applies)."""
+    def _match(self, kwargs) -> list:
+        """The arguments in leaf order; UsageError naming the missing or unknown ones."""
         if kwargs.keys() != self._leafset:
             missing = [x for x in self.leaves if x not in kwargs]
             if missing:
@@ -764,7 +764,11 @@ class CompiledGradient:
             unknown = [k for k in kwargs if k not in self._leafset]
             raise UsageError("not a leaf of the graph: " + ", ".join(map(str, unknown[:12])),
                              hint="the leaves are " + ", ".join(self.leaves[:12]) + (" …" if len(self.leaves) > 12 else ""))
-        args = list(map(kwargs.__getitem__, self.leaves))
+        return list(map(kwargs.__getitem__, self.leaves))
+
+    def _args(self, kwargs):
+        """(arguments in leaf order, their broadcast shape, whether the matrix-product code applies)."""
+        args = self._match(kwargs)
         shaped = []                 # (name, shape) of every array argument
         matrix = self._layered is not None
         for i in [i for i, x in enumerate(args) if x.__class__ is not float]:     # arrays, mostly
