@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     c.add_argument("--wrt", action="append", metavar="NAME")
-    c.add_argument("--view", choices=VIEWS, help="scalar (the default) or layer")
+    c.add_argument("--view", choices=VIEWS, help=VIEW_HELP)
 
     k = sub.add_parser("check", help="judge claimed derivatives (exit 3 when one is wrong)",
                        description="Judge claimed derivatives of the output: right (proved), or wrong with a "
@@ -553,7 +553,8 @@ def cmd_compile(a) -> int:
     from . import api
     output_target(a.output, _inputs(a))
     d = api.load(a.file)
-    write_output(api.compile(d, a.wrt, view=a.view).source, a.output, _inputs(a))
+    view = api.view_of(d, a.view)                # the default view, as for derive and eval
+    write_output(api.compile(d, a.wrt, view=view).source, a.output, _inputs(a))
     return 0
 
 

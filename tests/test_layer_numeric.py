@@ -7,6 +7,7 @@ that exercise each printing rule with and without a batch axis on each operand.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -436,6 +437,18 @@ def test_exported_module_matches_compile(tmp_path):
         np.testing.assert_array_equal(tgrad[k], v)
     with pytest.raises(ValueError, match=r"input W1 has shape \[7, 4, 3\]; it must be \[4, 3\] \(a batch of W1"):
         mod.totals(*[np.zeros((7, 4, 3)) if x == "W1" else args[x] for x in mod.LEAVES])
+
+
+def test_cli_compile_default_view(tmp_path):
+    """`derivator compile` without --view takes the same default view as derive and eval: a shapes
+    definition compiles to the layer view's matrix code, the seed's small network to scalar code."""
+    out = tmp_path / "g.py"
+    assert main(["compile", _shapes_file(tmp_path), "-o", str(out)]) == 0
+    assert _import(out).LEAVES == ("W1", "x", "b1", "W2", "b2", "y")
+    assert main(["compile", _shapes_file(tmp_path), "--view", "scalar", "-o", str(out)]) == 0
+    assert "v_W1_1_1" in inspect.signature(_import(out).gradient).parameters
+    assert main(["compile", "seed_network", "-o", str(out)]) == 0
+    assert "v_w1" in inspect.signature(_import(out).gradient).parameters and "layer view" not in out.read_text()
 
 
 def test_exported_module_runs_without_derivator(tmp_path):
