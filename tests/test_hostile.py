@@ -16,7 +16,8 @@ import pytest
 import derivator
 from derivator.cli import main
 
-TIME_LIMIT = 5.0  # seconds for one command on one hostile file
+TIME_LIMIT = 5.0  # seconds of CPU for one command on one hostile file (CPU, not wall: the test
+                  # machines are shared, and a loaded machine doubles wall time, not the work)
 
 
 def _bomb(levels=9, width=9):
@@ -169,14 +170,14 @@ def test_hostile_definition_is_refused_quickly(name, tmp_path, capsys):
     outfile = tmp_path / "out.md"
     for argv in (["derive", path, "-o", str(outfile)], ["eval", path, "--format", "json"],
                  ["paths", path, "--wrt", "a"]):
-        start = time.perf_counter()
+        start = time.process_time()
         try:
             rc = main(argv)
         except SystemExit as e:  # pragma: no cover - argparse only
             rc = e.code
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         out, err = capsys.readouterr()
-        assert elapsed < TIME_LIMIT, f"{name}: {argv[0]} took {elapsed:.1f} s"
+        assert elapsed < TIME_LIMIT, f"{name}: {argv[0]} took {elapsed:.1f} s of CPU"
         assert rc == 2, f"{name}: {argv[0]} exit {rc}: {err[:300]}"
         assert out == ""
         assert "Traceback" not in err
