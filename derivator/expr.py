@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
+import sympy.tensor.tensor  # noqa: F401  sympy imports it on the first sum it builds (0.14 s, through exec): at start-up, not in a definition's work
 
 from .errors import ExpressionError
 from .functions import FUNCTIONS
