@@ -492,7 +492,10 @@ def numbers_env(numbers: dict, lg: LayerGraph) -> dict:
 # ----------------------------------------------------------------- JSON ---
 
 def _nested(v):
+    """A value as JSON: nested lists, an entry that is not finite (outside a function's domain) null."""
     v = np.asarray(v, dtype=float)
+    if not np.isfinite(v).all():
+        return np.where(np.isfinite(v), v, None).tolist() if v.shape else None
     return v.tolist() if v.shape else float(v)
 
 

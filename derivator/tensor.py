@@ -863,7 +863,8 @@ def evaluate(t: T, env: dict, cache: dict | None = None):
             v = np.asarray(NUMPY[type(x)].run(*[ev(p) for p in x.parts]), dtype=float)
         cache[x] = v
         return v
-    return ev(t)
+    with np.errstate(all="ignore"):      # outside a function's domain: nan/inf, which callers report
+        return ev(t)
 
 
 # ------------------------------------------------------ scalar semantics ---

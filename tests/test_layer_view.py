@@ -325,6 +325,23 @@ def test_layer_json_is_deterministic(capsys):
     assert rc == 0 and len(outs) == 1
 
 
+def test_outside_the_domain_the_json_holds_null_not_nan(tmp_path, capsys):
+    """At a point where log's argument is negative, L is not a number: its JSON value is null (never
+    NaN, which is not JSON), the finite gradients are numbers, and no NumPy warning reaches stderr."""
+    f = tmp_path / "dom.yaml"
+    f.write_text("shapes: {x: [3], w: [3]}\nequations:\n  u: w * x\n  L: sum(log(u))\n"
+                 "at: {x: [1, -2, 3], w: [1, 1, 1]}\n")
+    rc, out, err = run(capsys, "derive", str(f), "--format", "json")
+
+    def refuse(c):
+        raise AssertionError(f"{c} in the JSON")
+    data = json.loads(out, parse_constant=refuse)
+    assert rc == 0 and err == ""
+    assert data[0]["wrt"] == "w" and data[0]["value"] == [1.0, 1.0, 1.0]
+    forward = {s["name"]: s["value"] for s in data[0]["steps"] if s["kind"] == "forward" and "value" in s}
+    assert forward["u"] == [1.0, -2.0, 3.0] and forward["L"] is None
+
+
 def test_paths_over_tensor_nodes(capsys):
     rc, out, err = run(capsys, "paths", "two_outputs", "--view", "layer", "--wrt", "W1", "--format", "json")
     assert rc == 0 and json.loads(out)["paths"] == [["L", "a2", "z2", "a1", "z1", "W1"]]
