@@ -405,7 +405,7 @@ def evaluate(d, overrides: dict, lr: float | None) -> dict:
     bad = [k for k, v in [(d.output, result["value"])] + list(result["gradient"].items()) if v is None]
     if bad:
         raise UsageError("the output or its gradient is not finite at this point: " + ", ".join(bad[:8]),
-                         source=d.source, hint="check the inputs (log of a non-positive number? division by zero?)")
+                         source=d.source, hint="check the inputs: the log of a number <= 0? a division by zero?")
     rate = lr if lr is not None else d.lr
     if rate is not None:
         with np.errstate(all="ignore"):

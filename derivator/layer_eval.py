@@ -53,7 +53,7 @@ def evaluate_point(definition, ws, at: dict, lr: float | None, wrt=None) -> dict
     if bad:
         raise UsageError("the output or its gradient is not finite at this point: " + ", ".join(bad[:8]),
                          source=definition.source,
-                         hint="check the inputs (log of a non-positive number? division by zero?)")
+                         hint="check the inputs: the log of a number <= 0? a division by zero?")
     values = {n: _nested(out.values[n]) for n in list(lg.leaves) + [x.name for x in lg.nodes]}
     adjoints = {x.name: _nested(out.adjoints[x.name]) for x in lg.nodes}
     result = {"output": lg.output, "value": value, "values": values,
