@@ -99,6 +99,12 @@ def _check_wrt(definition: Definition, names) -> tuple[str, ...]:
     for n in names:
         if n not in known:
             import difflib
+            entries = [m for m in g.names if m.startswith(n + "_") and m[len(n) + 1:].replace("_", "").isdigit()]
+            if entries and getattr(definition, "has_layer_view", False):
+                raise UsageError(f"{n!r} is a vector or matrix of the layer view, not a node of the scalar view",
+                                 source=definition.source,
+                                 hint="its entries are " + ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
+                                 + "; derive and eval take --view layer")
             close = difflib.get_close_matches(n, list(g.names), n=1)
             raise UsageError(f"{n!r} is not a name in the graph", source=definition.source,
                              hint=f"did you mean {close[0]!r}?" if close else "names: " + ", ".join(g.names[:20]))

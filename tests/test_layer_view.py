@@ -274,6 +274,9 @@ def test_default_views(capsys):
     (["eval", "two_layer_vector", "--at", "x=[1, 2]"], ["shape [2]", "[3]"]),
     (["eval", "two_layer_vector", "--at", "x=[1, 2, oops]"], ["list"]),
     (["compile", "two_layer_vector", "--view", "layer", "--wrt", "W3"], ["'W3' is not a name"]),
+    (["check", "two_layer_vector", "--wrt", "W1", "--claim", "x"], ["'W1' is a vector or matrix of the layer view",
+                                                                    "W1_1_1, W1_1_2, W1_1_3, …"]),
+    (["derive", "two_layer_vector", "--view", "scalar", "--wrt", "b2"], ["entries are b2_1, b2_2;", "--view layer"]),
 ])
 def test_layer_view_usage_errors_are_exit_2(capsys, argv, words):
     rc, out, err = run(capsys, *argv)
