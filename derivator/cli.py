@@ -286,6 +286,19 @@ def _templates(path: str | None) -> str | None:
     return path
 
 
+def _templated(templates: str | None, render, *args, **kwargs) -> str:
+    """``render(*args, **kwargs)``; an error raised in a user's template folder is a UsageError there."""
+    try:
+        return render(*args, **kwargs)
+    except DerivatorError:
+        raise
+    except Exception as e:
+        err = _template_error(e, templates) if templates else None
+        if err is None:
+            raise
+        raise err from None
+
+
 def _template_error(e: Exception, folder: str) -> UsageError | None:
     """A jinja2 error (or any error raised inside a template) located in the user's template folder."""
     import traceback
@@ -346,15 +359,7 @@ def cmd_derive(a) -> int:
             text = chain(derivations_json_text(ders, as_list=not single), ["\n"])   # written piece by piece
     else:
         from .render import render
-        try:
-            text = render(ders, a.format, fragment=a.fragment, template_path=templates)
-        except DerivatorError:
-            raise
-        except Exception as e:
-            err = _template_error(e, templates) if templates else None
-            if err is None:
-                raise
-            raise err from None
+        text = _templated(templates, render, ders, a.format, fragment=a.fragment, template_path=templates)
     write_output(text, a.output, _inputs(a))
     return 0
 
@@ -582,15 +587,7 @@ def cmd_check(a) -> int:
         text = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
     else:
         from .feedback import render_report
-        try:
-            text = render_report(report, a.format, template_path=templates)
-        except DerivatorError:
-            raise
-        except Exception as e:
-            err = _template_error(e, templates) if templates else None
-            if err is None:
-                raise
-            raise err from None
+        text = _templated(templates, render_report, report, a.format, template_path=templates)
     write_output(text, a.output, _inputs(a))
     return 0 if report.all_correct else 3
 

@@ -64,8 +64,23 @@ class Accumulation:
     terms: int = 1              # path products in δ_node written out
 
 
+class Document:
+    """A derivation's documents (either view), through the render stage; shown rendered in Jupyter."""
+
+    def to_markdown(self, **options) -> str:
+        from .render import render
+        return render([self], "md", **options)
+
+    def to_latex(self, **options) -> str:
+        from .render import render
+        return render([self], "tex", **options)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(Document):
     graph: Graph
     output: str
     wrt: str
@@ -111,17 +126,6 @@ class Derivation:
     def to_json(self) -> dict:
         from .render import derivation_json
         return derivation_json(self)
-
-    def to_markdown(self, **options) -> str:
-        from .render import render
-        return render([self], "md", **options)
-
-    def to_latex(self, **options) -> str:
-        from .render import render
-        return render([self], "tex", **options)
-
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
 
     def __repr__(self) -> str:
         status = "verified" if self.verified else "NOT verified"

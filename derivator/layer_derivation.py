@@ -30,6 +30,7 @@ import numpy as np
 import sympy as sp
 
 from .check import Check
+from .derivation import Document
 from .errors import UsageError
 from .layer_graph import LayerGraph, point
 from .paths import Cone, cone, first_paths
@@ -105,7 +106,7 @@ class RuleCheck:
 
 
 @dataclass(frozen=True)
-class LayerDerivation:
+class LayerDerivation(Document):
     graph: LayerGraph
     output: str
     wrt: str                         # as asked: a layer name, or a scalar entry name (w5)
@@ -162,17 +163,6 @@ class LayerDerivation:
 
     def to_json(self) -> dict:
         return derivation_json(self)
-
-    def to_markdown(self, **options) -> str:
-        from .render import render
-        return render([self], "md", **options)
-
-    def to_latex(self, **options) -> str:
-        from .render import render
-        return render([self], "tex", **options)
-
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
 
     def __repr__(self) -> str:
         status = "verified" if self.verified else "NOT verified"
