@@ -30,8 +30,6 @@ from .graph import Graph
 RUNTIME = '''\
 import numpy
 
-CHUNK = 8192
-
 
 def _sigmoid(x):
     if numpy.ndim(x) == 0:
@@ -83,21 +81,6 @@ def _softmax(*u):
     numpy.reciprocal(s, out=s)
     for t in e:
         t *= s
-    return lse, e
-
-
-def _softmax_rows(z):
-    """``_softmax`` of the rows of a matrix (a layer's logits over a block of samples): the
-    log-sum-exp per column and the matrix of the softmax, from one exp per entry."""
-    m = z.max(axis=0)
-    if not numpy.isfinite(m).all():
-        m = numpy.where(numpy.isfinite(m), m, 0.0)
-    e = z - m
-    numpy.exp(e, out=e)
-    s = e.sum(axis=0)
-    lse = numpy.log(s)
-    lse += m
-    e /= s
     return lse, e
 
 
@@ -347,28 +330,6 @@ def total_code(em, pr: _Printer, e, shape: str) -> str:
     if len(parts) > _Printer.FLAT:
         return "_add(" + ", ".join(parts) + ")"
     return parts[0] + "".join(f" - {p[1:]}" if p.startswith("-") else f" + {p}" for p in parts[1:])
-
-
-def adjoint_into(pr: _Printer, contributions, target: str, text) -> list[str]:
-    """Lines that write δ_n = Σ_c δ_c · ∂c/∂n into ``target`` (a row of a layer's matrix of deltas)
-    with no new array where the terms allow: ``numpy.multiply(δ_c, o, out=target)``, then
-    ``target -= y``. Any other sum is computed, then copied in."""
-    terms = [(a, _pull_constant(e)) for a, e in contributions if e != 0]
-
-    def simple(a, e):          # δ_c · (a name), or ± (a name) for the output's δ = 1
-        return (a is not None and not pr.fresh(e) and e != 1) or (a is None and (e.is_Symbol or (-e).is_Symbol))
-    if not terms or not all(simple(a, e) for a, e in terms):
-        return [f"{target} = {adjoint_sum(pr, contributions, text)}"]
-    terms.sort(key=lambda t: t[0] is None)            # a product first: it writes the target
-    lines = []
-    for i, (a, e) in enumerate(terms):
-        if a is not None:
-            lines.append(f"numpy.multiply({a}, {text(e)}, out={target})" if i == 0 else f"{target} += {a} * {text(e)}")
-        elif e.is_Symbol:
-            lines.append(f"numpy.copyto({target}, {text(e)})" if i == 0 else f"{target} += {text(e)}")
-        else:
-            lines.append(f"numpy.negative({text(-e)}, out={target})" if i == 0 else f"{target} -= {text(-e)}")
-    return lines
 
 
 def shared_subexpressions(exprs) -> dict:
@@ -743,7 +704,8 @@ class CompiledGradient:
     arguments are matched to the leaves by a dict, checked once (a number or an array of real
     numbers, shapes that broadcast together) and handed on."""
 
-    _matrix = None
+    _matrix = None           # a thunk of the matrix code of a network's totals, until it is built
+    _layered = None          # the matrix code's _layer_flat, once built
 
     def __init__(self, graph: Graph, wrt: tuple[str, ...], source: str, definition=None, matrix=None):
         self.graph = graph
@@ -905,9 +867,10 @@ class CompiledGradient:
     def _reduce(self, batch, mean: bool) -> Totals:
         args, shape, matrix = self._args(batch)
         with np.errstate(invalid="ignore"):     # a non-finite total is traced below, not warned about twice
-            if matrix and self._with_matrix() and \
-                    not any(p and a.__class__ is not float and np.ndim(a) for a, p in zip(args, self._is_param)):
+            if matrix and (self._layered is not None or (self._with_matrix() and not any(
+                    p and a.__class__ is not float and np.ndim(a) for a, p in zip(args, self._is_param)))):
                 # matrix products (scalar weights over a 1-D batch): the gradients as one array
+                # (_args checked the weights, unless the matrix code was built in this call)
                 value, flat, n = self._layered(*args)
                 if mean:
                     flat = flat / max(n, 1)

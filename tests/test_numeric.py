@@ -575,7 +575,7 @@ def test_softmax_code_has_one_log_sum_exp_and_no_term_times_a_zero_adjoint(sizes
     names = ["gradient"] + (["_layer_totals", "_scalar_totals"] if matrix else ["totals"])
     for name in names:
         body = _function(src, name)
-        assert sum(body.count(f) for f in ("_logsumexp(", "_softmax(", "_softmax_rows(", "_softmax_and_log(",
+        assert sum(body.count(f) for f in ("_logsumexp(", "_softmax(", "_softmax_and_log(",
                                            "_vsoftmax(")) == 1, name
         zero = [line for line in body.splitlines() if line.endswith(" = 0.0") and "_value" not in line]
         assert not zero, (name, zero)                 # no adjoint fixed at 0 computed, none multiplied in
