@@ -357,15 +357,21 @@ def bench_network(key, sizes, n, reps, seed) -> dict:
 
 # ---------------------------------------------------------------- (c) derive all
 _DERIVE_ALL = r"""
-import json, sys, time
+import inspect, json, sys, time
 import derivator
 d = derivator.load_dict(json.loads(sys.argv[1]))
+view = {"view": "scalar"} if "view" in inspect.signature(derivator.derive_all).parameters else {}
 t0 = time.perf_counter()
-ders = derivator.derive_all(d)
+ders = derivator.derive_all(d, **view)
 t1 = time.perf_counter()
-grad = derivator.compile(d)
+grad = derivator.compile(d, **view)
 t2 = time.perf_counter()
+import numpy as np
+batch = {x: (0.1 if x in d.wrt else np.linspace(0.0, 1.0, 16)) for x in grad.leaves}
+grad.sum(**batch)        # the first batch total builds a network's matrix code (the layer view's rules checked)
+t3 = time.perf_counter()
 print(json.dumps({"derive_all_s": t1 - t0, "compile_s": t2 - t1, "total_s": t2 - t0, "gradients": len(ders),
+                  "first_batch_total_s": t3 - t2,
                   "verified": all(x.verified for x in ders),
                   "checks": sorted({x.check.method for x in ders}),
                   "check_detail": ders[0].check.detail}))
@@ -486,8 +492,9 @@ def bench_derive_all(quick: bool, tmp: str) -> dict:
     d = derivator.load_dict(spec)
     _clear_caches()
     t0 = time.perf_counter()
-    ders = derivator.derive_all(d)
-    derivator.compile(d)
+    view = {"view": "scalar"} if scalar_view() else {}
+    ders = derivator.derive_all(d, **view)
+    derivator.compile(d, **view)
     in_this = time.perf_counter() - t0
     _clear_caches()
     del ders
@@ -767,7 +774,9 @@ def main(argv=None) -> int:
     s = c["sympy"]
     rows = [["derivator derive_all + compile (fresh process)", f"{c['derivator_in_process_s']:.3f} s",
              f"{len(c['derivator_fresh_process'])} run(s), median; derive {statistics.median(r['derive_all_s'] for r in c['derivator_fresh_process']):.3f} s"
-             f" + compile {statistics.median(r['compile_s'] for r in c['derivator_fresh_process']):.3f} s; verified: {c['verified']}"],
+             f" + compile {statistics.median(r['compile_s'] for r in c['derivator_fresh_process']):.3f} s; verified: {c['verified']}"
+             + (f"; then the first grad.sum {statistics.median(r['first_batch_total_s'] for r in c['derivator_fresh_process']):.3f} s"
+                " (builds the matrix code)" if "first_batch_total_s" in c["derivator_fresh_process"][0] else "")],
             ["  same, this process, caches cleared", f"{c['derivator_in_this_process_caches_cleared_s']:.3f} s", ""],
             ["sympy.diff of the composed loss", f"{s['diff_s']:.2f} s",
              "estimated from a sample (--quick)" if res["quick"] else s["how"]],

@@ -169,7 +169,27 @@ def compile(definition: Definition, wrt=None, *, view: str | None = None):  # no
            + f":\nthe values, adjoints and gradient of {definition.output} with respect to "
            + ", ".join(names) + ",\nby reverse accumulation over the checked local partials of its derivation.")
     return compile_graph(g, names, ws.partial, definition, doc=doc, original=_graph(definition),
-                         original_partial=workspace(definition).partial, inlined=inlined, layers=definition.layers)
+                         original_partial=workspace(definition).partial, inlined=inlined,
+                         matrix=lambda: _matrix_totals(definition, g.leaves, names))
+
+
+MATRIX_MIN_UNITS = 4   # a network with a layer this wide gets the layer view's totals (2-2-1 is faster as scalar code)
+
+
+def _matrix_totals(definition: Definition, leaves, wrt):
+    """(Built on the first batch total, or when the module's source is read.) The layer view's code for the scalar view's batch totals of a network (``layer_numeric.scalar_totals``),
+    or None: not a network, its output is not the loss L, every layer narrower than MATRIX_MIN_UNITS,
+    or a ``wrt`` the layer code does not give (a node, an input)."""
+    net = definition.network
+    if net is None or definition.output != "L" or not definition.has_layer_view or \
+            max(net.sizes[1:]) < MATRIX_MIN_UNITS:
+        return None
+    from .errors import VerificationError
+    from .layer_numeric import scalar_totals
+    try:
+        return scalar_totals(layer_workspace(definition), leaves, wrt, {x: f"v_{x}" for x in leaves})
+    except VerificationError:       # a rule of the layer view failed its check: the scalar code only
+        return None
 
 
 def check_claim(definition: Definition, wrt: str, claim: str):

@@ -19,8 +19,17 @@ the rest has none. One printing rule per tensor operation, batch-aware (``_PRINT
     f(u, v, …)     elementwise: the scalar printer of ``numeric`` on the operands
 
 ``totals`` (``grad.sum``/``grad.mean``) never forms per-sample gradients: the batch sum is pushed
-into each gradient expression (``_BatchSum``: Σ δ xᵀ = Δᵀ X, Σ Aᵀδ = Aᵀ Σ δ, a map linear in its
-batched operands is the map of their sums).
+into each gradient expression (``batch_sum``: Σ δ xᵀ = Δᵀ X, Σ Aᵀδ = Aᵀ Σ δ, a map linear in its
+batched operands is the map of their sums, the loss's Σ (y − a)² a dot product). When every batch
+leaf is a vector or a scalar per sample (a network's x and y), the totals take the batch axis
+*last* (``totals_in_columns``): a layer's values are [units, N], so ``W @ X`` is one product and
+the reductions over a layer (a bias's sum, a softmax's maximum) run along contiguous rows, which
+NumPy does ~10x faster than along a short last axis.
+
+``scalar_totals`` gives the same totals to the scalar view: ``derivator.compile(d)`` of a network
+includes them in its module for ``grad.sum``/``grad.mean`` with scalar weights over 1-D batches
+(x1…, y1… stacked into x, y; w…, b… gathered into W1, b1, … by the naming map; the totals
+scattered back), so there is one matrix code generator for both views.
 
 The forward pass is the definition rewritten for floating point, as ``stable.py`` does for the
 scalar view (its ``_log_sigmoid`` is reused): ``log σ(u) = −softplus(−u)``, ``log(1 − σ(u)) =
@@ -45,55 +54,75 @@ import sympy as sp
 
 from .errors import UsageError, VerificationError
 from .functions import sigmoid
-from .numeric import RUNTIME, CompiledGradient, Evaluation, Totals, _docstring, _join, _Printer
+from .numeric import RUNTIME, CompiledGradient, Evaluation, Totals, _docstring, _join, _Printer, _pull_constant
 from .stable import _log_sigmoid
 from .tensor import (Index, Map, MatMul, Mean, Outer, Softmax, Sum, T, Transpose, Var, names, ph, shape_text,
                      walk)
 
 LAYER_RUNTIME = '''
-ROWS = 2048   # samples per block of the batch totals (measured with benchmarks/layer.py)
 
 
-def _softmax(z):
-    """Softmax along the last axis, shifted by the maximum (finite for any finite z)."""
-    m = z.max(axis=-1, keepdims=True)
-    e = numpy.subtract(z, numpy.where(numpy.isfinite(m), m, 0.0))
+def _shift(z, axis):
+    """z minus its maximum along ``axis`` (a new array; a non-finite maximum shifts by 0)."""
+    m = z.max(axis=axis, keepdims=True)
+    if not numpy.isfinite(m).all():
+        m = numpy.where(numpy.isfinite(m), m, 0.0)
+    return numpy.subtract(z, m)
+
+
+def _vsoftmax(z, axis=-1):
+    """Softmax along ``axis``, shifted by the maximum (finite for any finite z): one exp per entry."""
+    e = _shift(z, axis)
     numpy.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
-def _log_softmax(z):
-    """log(softmax(z)) = z - logsumexp(z) along the last axis: finite where softmax underflows to 0."""
-    m = z.max(axis=-1, keepdims=True)
-    s = numpy.subtract(z, numpy.where(numpy.isfinite(m), m, 0.0))
-    s -= numpy.log(numpy.exp(s).sum(axis=-1, keepdims=True))
+def _log_softmax(z, axis=-1):
+    """log(softmax(z)) = z - logsumexp(z) along ``axis``: finite where softmax underflows to 0."""
+    s = _shift(z, axis)
+    s -= numpy.log(numpy.exp(s).sum(axis=axis, keepdims=True))
     return s
 
 
-def _softmax_and_log(z):
-    """softmax(z) and log(softmax(z)) along the last axis, from one exponential."""
-    m = z.max(axis=-1, keepdims=True)
-    s = numpy.subtract(z, numpy.where(numpy.isfinite(m), m, 0.0))
+def _softmax_and_log(z, axis=-1):
+    """softmax(z) and log(softmax(z)) along ``axis``, from one exponential per entry."""
+    s = _shift(z, axis)
     e = numpy.exp(s)
-    total = e.sum(axis=-1, keepdims=True)
+    total = e.sum(axis=axis, keepdims=True)
     e /= total
     s -= numpy.log(total)
     return e, s
 
 
-def _sigmoid_(x):
-    """sigmoid(x), written over x (an array the code owns and no longer needs)."""
-    numpy.negative(x, out=x)
-    numpy.exp(x, out=x)
-    x += 1.0
-    return numpy.reciprocal(x, out=x)
+def _vdot(a, b):
+    """The sum of the entries of a * b, without the array of products where both are contiguous."""
+    if a.flags.c_contiguous and b.flags.c_contiguous and a.shape == b.shape:
+        return numpy.vdot(a, b)
+    if a.ndim == 2 and a.shape == b.shape and a.shape[0] <= 64:      # rows of a block: a dot per row
+        return sum(numpy.dot(x, y) for x, y in zip(a, b))
+    return (a * b).sum()
+
+
+def _isub(t, *rest):
+    """t − rest…, in place when t is a new array of the full shape."""
+    for x in rest:
+        if t.__class__ is numpy.ndarray and getattr(x, "shape", ()) in ((), t.shape):
+            t -= x
+        else:
+            t = t - x
+    return t
 
 
 def _fill(x, shape):
     """A scalar (one per sample: shape [N]) broadcast to a tensor shape (a read-only view)."""
     x = numpy.asarray(x, dtype=float)
     return numpy.broadcast_to(x.reshape(x.shape + (1,) * (len(shape) - x.ndim)), shape)
+
+
+def _fill_last(x, shape):
+    """A scalar (one per sample: shape [N]) broadcast to a tensor shape with the batch axis last."""
+    return numpy.broadcast_to(numpy.asarray(x, dtype=float), shape)
 
 
 def _inputs(args, names, shapes, batch, finite=True):
@@ -136,13 +165,20 @@ def _inputs(args, names, shapes, batch, finite=True):
     return out, n, single
 
 
-def _blocks(totals, n, args, batch):
-    """totals(n, *args) summed over blocks of ROWS samples (their temporaries stay in cache)."""
+def _columns(args, batch):
+    """The batch leaves with the batch axis moved last (views, no copy), as a COLUMNS _totals takes them."""
+    return [numpy.moveaxis(a, 0, -1) if b else a for a, b in zip(args, batch)]
+
+
+def _blocks(totals, n, args, batch, columns=False):
+    """totals(n, *args) summed over blocks of ROWS samples (their temporaries stay in cache); with
+    ``columns``, the batch axis of ``args`` is the last one."""
     if n <= ROWS + ROWS // 2:
         return totals(n, *args)
     value, gradient = 0.0, None
     for start in range(0, n, ROWS):
-        part = [a[start:start + ROWS] if b else a for a, b in zip(args, batch)]
+        part = [(a[..., start:start + ROWS] if columns else a[start:start + ROWS]) if b else a
+                for a, b in zip(args, batch)]
         v, g = totals(min(ROWS, n - start), *part)
         value = value + v
         gradient = dict(g) if gradient is None else {k: gradient[k] + x for k, x in g.items()}
@@ -267,8 +303,9 @@ def _T(code: str) -> str:
 class _Function:
     """The lines of one generated function: values and δ's on demand, each once."""
 
-    def __init__(self, gen: "_Generator", roots=()):
+    def __init__(self, gen: "_Generator", roots=(), columns: bool = False):
         self.gen = gen
+        self.columns = columns                  # the batch axis last ([units, samples]), not first
         self.lines: list[_Line] = []
         self.memo: dict = {}
         self.count = 0
@@ -333,17 +370,23 @@ def _print_map(fn: _Function, t: Map, name):
         return fn.add(name or fn.temp(), (), lambda dead: f"numpy.full({t.shape!r}, {value})")
     raw = [fn.operand(a) for a in t.args]
     if t.shape and all(not a.shape for a in t.args):        # scalars broadcast to the map's shape
-        full = ((gen.batch_size,) if gen.flag(t) else ()) + t.shape
+        n = (gen.batch_size,) if gen.flag(t) else ()
+        full = t.shape + n if fn.columns else n + t.shape
+        fill = "_fill_last" if fn.columns else "_fill"
         code = gen.scalar_code(t.f, [o.code for o in raw])
-        return fn.add(name or fn.temp(), raw, lambda dead: f"_fill({code}, ({', '.join(map(str, full))},))",
+        return fn.add(name or fn.temp(), raw, lambda dead: f"{fill}({code}, ({', '.join(map(str, full))},))",
                       owned=False)
-    ops = [_Operand(o.code + _batch_axes(len(t.shape)), None, o.base)      # one scalar per sample, by tensors
-           if t.shape and not a.shape and gen.flag(a) else o for o, a in zip(raw, t.args)]
+    if fn.columns:       # a tensor the same in every sample, by tensors with the batch axis last
+        ops = [_Operand(o.code + "[..., None]", None, o.base) if a.shape and not gen.flag(a) and gen.flag(t) else o
+               for o, a in zip(raw, t.args)]
+    else:                # one scalar per sample, by tensors with the batch axis first
+        ops = [_Operand(o.code + _batch_axes(len(t.shape)), None, o.base)
+               if t.shape and not a.shape and gen.flag(a) else o for o, a in zip(raw, t.args)]
 
     def rhs(dead):
-        reusable = {i for i, (o, a) in enumerate(zip(ops, t.args))
-                    if o.var in dead and fn.reusable(a, t) and t.f.count(ph(i)) == 1}
-        return gen.map_code(t.f, [o.code for o in ops], reusable)
+        dying = {i for i, (o, a) in enumerate(zip(ops, t.args)) if o.var in dead and fn.reusable(a, t)}
+        reusable = {i for i in dying if t.f.count(ph(i)) == 1}
+        return gen.map_code(t.f, [o.code for o in ops], reusable, dying)
     return fn.add(name or fn.temp(), ops, rhs)
 
 
@@ -353,6 +396,19 @@ def _print_matmul(fn: _Function, t: MatMul, name):
     fa, fb = gen.flag(t.a), gen.flag(t.b)
     ra, rb = len(t.a.shape), len(t.b.shape)
     A, B = a.code, b.code
+    if fn.columns and (fa or fb):          # the batch axis last: W @ X is one matrix product
+        if (ra, rb, fa, fb) == (2, 1, False, True):
+            code = f"{A} @ {B}"
+        elif (ra, rb, fa, fb) == (1, 2, True, False):
+            code = f"{_T(B)} @ {A}"
+        elif (ra, rb) == (1, 1) and fa != fb:
+            code = f"{A} @ {B}" if fb else f"{B} @ {A}"
+        else:
+            sa = ("ij" if ra == 2 else "j") + ("n" if fa else "")
+            sb = ("jk" if rb == 2 else "j") + ("n" if fb else "")
+            out = ("i" if ra == 2 else "") + ("k" if rb == 2 else "") + "n"
+            code = f"numpy.einsum('{sa},{sb}->{out}', {A}, {B})"
+        return fn.add(name or fn.temp(), (a, b), lambda dead: code)
     if (ra, rb) == (2, 1):                 # W @ x
         code = f"{B} @ {_T(A)}" if fb and not fa else \
             f"numpy.matmul({A}, {B}[..., None])[..., 0]" if fa and fb else f"{A} @ {B}"
@@ -369,12 +425,17 @@ def _print_outer(fn: _Function, t: Outer, name):
     a, b = fn.operand(t.a), fn.operand(t.b)
     if not fn.gen.flag(t):
         return fn.add(name or fn.temp(), (a, b), lambda dead: f"numpy.outer({a.code}, {b.code})")
+    if fn.columns:
+        A = a.code + ("[:, None, :]" if fn.gen.flag(t.a) else "[:, None, None]")
+        B = b.code + ("[None, :, :]" if fn.gen.flag(t.b) else "[None, :, None]")
+        return fn.add(name or fn.temp(), (a, b), lambda dead: f"{A} * {B}")
     return fn.add(name or fn.temp(), (a, b), lambda dead: f"{a.code}[..., :, None] * {b.code}[..., None, :]")
 
 
 def _print_transpose(fn: _Function, t: Transpose, name):
     a = fn.operand(t.a)
-    code = f"{a.code}.transpose(0, 2, 1)" if fn.gen.flag(t.a) else _T(a.code)
+    code = (f"{a.code}.transpose(1, 0, 2)" if fn.columns else f"{a.code}.transpose(0, 2, 1)") \
+        if fn.gen.flag(t.a) else _T(a.code)
     if name:
         return fn.add(name, (a,), lambda dead: code, owned=False)
     return _Operand(code, None, a.base)
@@ -386,7 +447,7 @@ def _reduce(method):
         if not t.a.shape:
             return a
         if fn.gen.flag(t.a):
-            axes = tuple(range(1, len(t.a.shape) + 1))
+            axes = tuple(range(len(t.a.shape))) if fn.columns else tuple(range(1, len(t.a.shape) + 1))
             axis = str(axes[0]) if len(axes) == 1 else repr(axes)
             code = f"{a.code}.{method}(axis={axis})"
         else:
@@ -397,22 +458,24 @@ def _reduce(method):
 
 def _print_softmax(fn: _Function, t: Softmax, name):
     a = fn.operand(t.a)
+    axis = ", 0" if fn.columns else ""        # a vector's axis: first with the batch axis last
     log = LogSoftmax(t.a)
     if log not in fn.gen.log_softmax or log in fn.memo:
-        return fn.add(name or fn.temp(), (a,), lambda dead: f"_softmax({a.code})")
-    pair = fn.add(fn.temp(), (a,), lambda dead: f"_softmax_and_log({a.code})")   # the log is used too
+        return fn.add(name or fn.temp(), (a,), lambda dead: f"_vsoftmax({a.code}{axis})")
+    pair = fn.add(fn.temp(), (a,), lambda dead: f"_softmax_and_log({a.code}{axis})")   # the log is used too
     fn.bind(log, fn.add(fn.temp(), (pair,), lambda dead: f"{pair.code}[1]", owned=False))
     return fn.add(name or fn.temp(), (pair,), lambda dead: f"{pair.code}[0]", owned=False)
 
 
 def _print_log_softmax(fn: _Function, t: LogSoftmax, name):
     a = fn.operand(t.a)
-    return fn.add(name or fn.temp(), (a,), lambda dead: f"_log_softmax({a.code})")
+    axis = ", 0" if fn.columns else ""
+    return fn.add(name or fn.temp(), (a,), lambda dead: f"_log_softmax({a.code}{axis})")
 
 
 def _print_index(fn: _Function, t: Index, name):
     a = fn.operand(t.a)
-    lead = ":, " if fn.gen.flag(t.a) else ""
+    lead = ":, " if fn.gen.flag(t.a) and not fn.columns else ""
     code = f"{a.code}[{lead}{', '.join(map(str, t.index))}]"
     if name:
         return fn.add(name, (a,), lambda dead: code, owned=False)
@@ -467,7 +530,8 @@ def _batch_sum(fn: _Function, t: T) -> _Operand:
         fa, fb = gen.flag(t.a), gen.flag(t.b)
         if fa and fb:
             a, b = fn.operand(t.a), fn.operand(t.b)
-            return fn.add(fn.temp(), (a, b), lambda dead: f"{a.code}.T @ {b.code}")
+            code = f"{a.code} @ {_T(b.code)}" if fn.columns else f"{_T(a.code)} @ {b.code}"
+            return fn.add(fn.temp(), (a, b), lambda dead: code)
         a = batch_sum(fn, t.a) if fa else fn.operand(t.a)
         b = batch_sum(fn, t.b) if fb else fn.operand(t.b)
         return fn.add(fn.temp(), (a, b), lambda dead: f"numpy.outer({a.code}, {b.code})")
@@ -479,8 +543,12 @@ def _batch_sum(fn: _Function, t: T) -> _Operand:
         b = batch_sum(fn, t.b) if gen.flag(t.b) else fn.operand(t.b)
         return fn.add(fn.temp(), (a, b), lambda dead: f"{a.code} @ {b.code}")
     if isinstance(t, (Sum, Mean)) and t.a.shape:
-        a = fn.operand(t.a)
         scale = "" if isinstance(t, Sum) else f" / {math.prod(t.a.shape)}"
+        by_terms = _sum_of_products(fn, t.a)
+        if by_terms is not None:             # Σ c·u·v as a dot product: no array of the products
+            code, operands = by_terms
+            return fn.add(fn.temp(), operands, lambda dead: f"{code}{scale}")
+        a = fn.operand(t.a)
         return fn.add(fn.temp(), (a,), lambda dead: f"{a.code}.sum(){scale}")
     if isinstance(t, Map) and t.args:
         terms = _linear_terms(t.f, {ph(i) for i, a in enumerate(t.args) if gen.flag(a)})
@@ -509,7 +577,31 @@ def _batch_sum(fn: _Function, t: T) -> _Operand:
                 return fn.add(fn.temp(), operands, lambda dead: f"_fill({code}, {t.shape!r})", owned=False)
             return fn.add(fn.temp(), operands, lambda dead: code)
     a = fn.operand(t)
-    return fn.add(fn.temp(), (a,), lambda dead: f"{a.code}.sum(axis=0)")
+    axis = -1 if fn.columns else 0
+    return fn.add(fn.temp(), (a,), lambda dead: f"{a.code}.sum(axis={axis})")
+
+
+def _sum_of_products(fn: _Function, t: T):
+    """(code, operands) of the sum of every entry of a map c·u·v or c·u² (u, v per sample, of the
+    map's shape) as a dot product, or None: the loss's total from its terms, as the scalar view
+    sums (y − o)² (``numeric.total_code``)."""
+    gen = fn.gen
+    if not (isinstance(t, Map) and gen.flag(t) and all(a.shape == t.shape for a in t.args)):
+        return None
+    c, rest = t.f.as_coeff_Mul()
+    if rest.is_Pow and rest.exp == 2:
+        base = rest.base
+        a = fn.operand(t.args[int(base.name[1:])] if base.is_Symbol else _drop_unused(base, list(t.args), t.shape))
+        operands, code = (a,), f"_vdot({a.code}, {a.code})"
+    else:
+        factors = sp.Mul.make_args(rest)
+        if len(factors) != 2 or not all(f.is_Symbol for f in factors):
+            return None
+        a, b = (fn.operand(t.args[int(f.name[1:])]) for f in factors)
+        operands, code = (a, b), f"_vdot({a.code}, {b.code})"
+    if c != 1:
+        code = f"{float(c)!r} * {code}"
+    return code, operands
 
 
 # -------------------------------------------------------------- generator ---
@@ -574,9 +666,19 @@ class _Generator:
             self.printer.names = {ph(i).name: c for i, c in enumerate(codes)}
         return self.printer.doprint(f)
 
-    def map_code(self, f: sp.Expr, codes: list[str], reusable: set[int]) -> str:
-        """A map's right-hand side, overwriting the operands in ``reusable`` (arrays that die here)."""
+    def map_code(self, f: sp.Expr, codes: list[str], reusable: set[int], dying=frozenset()) -> str:
+        """A map's right-hand side, overwriting the operands in ``reusable`` (arrays that die here and
+        are read once by ``f``); of ``dying`` (arrays that die here), δ·a·(1 − a) writes 1 − a over a."""
         pr = lambda e: self.scalar_code(e, codes)       # noqa: E731
+        f = _pull_constant(f)            # (1/2)·a − (1/2)·y as (1/2)·(a − y): one pass fewer
+        if f.is_Mul:
+            parts = list(sp.Mul.make_args(f))
+            for k in sorted(dying - reusable):
+                p = ph(k)
+                if f.count(p) == 2 and 1 - p in parts and p in parts and len(parts) >= 3:
+                    parts.remove(1 - p)          # the rest first (it reads a), then a overwritten by 1 − a
+                    rest = self.map_code(sp.Mul(*parts), codes, reusable)
+                    return f"_imul({rest}, numpy.subtract(1.0, {codes[k]}, out={codes[k]}))"
         if reusable:
             if f.is_Function and len(f.args) == 1 and f.args[0].is_Symbol and \
                     int(f.args[0].name[1:]) in reusable:
@@ -589,10 +691,17 @@ class _Generator:
             parts = sp.Add.make_args(f) if f.is_Add else sp.Mul.make_args(f)
 
             def fresh(e) -> bool:
+                if e.is_Mul and len(e.args) == 2 and e.args[0] == -1 and e.args[1].is_Symbol:
+                    return False          # −u: y − u is one pass, −u then += y two
                 return (e.is_Symbol and int(e.name[1:]) in reusable) or not (e.is_Symbol or e.is_Number)
             if f.is_Add:
                 terms = [(pr(e), fresh(e)) for e in parts]
                 if any(fr for _, fr in terms) and len(terms) > 1:
+                    minus = [e for e in parts if e.is_Mul and len(e.args) == 2 and e.args[0] == -1
+                             and e.args[1].is_Symbol]
+                    if minus:             # t + … − u: subtracted in place, not added as a new array −u
+                        code = self.map_code(sp.Add(*[e for e in parts if e not in minus]), codes, reusable)
+                        return f"_isub({code}, {', '.join(pr(-e) for e in minus)})"
                     return _join(terms)
             else:
                 order = sorted(range(len(parts)), key=lambda i: not fresh(parts[i]))
@@ -700,31 +809,16 @@ def generate(ws, wrt, *, batch=None, doc: str = "", definition=None) -> str:
     body.append("    return _values, _adjoints, _gradient")
 
     # batch totals: only what the gradients need, the batch sum pushed into each gradient
-    tot = _Function(gen)
-    bind_leaves(tot)
-    need_values, need_deltas = _needed(gen)
-    for node in lg.nodes:
-        if node.name in need_values:
-            value_line(tot, node.name)
-    for node in reversed(lg.nodes):
-        if node.name in need_deltas:
-            delta_line(tot, node.name)
-    total = batch_sum(tot, var(lg.output))
-    sums = [(w, batch_sum(tot, gen.gradient_expr(target)), index) for w, (target, index) in zip(wrt, gen.targets)]
-    tot.roots = {o.base for o in [total] + [s for _, s, _ in sums] if o.base}
-    tbody = [f"def _totals({'_n, ' if gen.batched else ''}{args}):",
-             '    """The batch total of the output and of each gradient, from the inputs as _inputs gives them."""',
-             "    with numpy.errstate(all='ignore'):   # a non-finite total is reported by the caller"]
-    tbody += tot.text(ind)
-    tbody.append(f"{ind}_gradient = {{" + ", ".join(f"{w!r}: {entry(s.code, index, False)}"
-                                                    for w, s, index in sums) + "}")
-    tbody.append(f"{ind}return {total.code}, _gradient")
+    columns = totals_in_columns(gen)
+    tbody = totals_function(gen, "_totals", columns)
 
     shapes = tuple(lg.shapes[x] for x in leaves)
     flags = tuple(x in gen.batch for x in leaves)
     pack = f"({args}{',' if len(leaves) == 1 else ''})"
-    head = [f"OUTPUT = {lg.output!r}", f"WRT = {wrt!r}", f"LEAVES = {tuple(leaves)!r}", f"SHAPES = {shapes!r}",
-            f"BATCH = {flags!r}   # which leaves may carry a leading batch axis (N samples)"]
+    head = [f"ROWS = {block_rows(gen)}   # samples per block of the batch totals (block_rows)",
+            f"OUTPUT = {lg.output!r}", f"WRT = {wrt!r}", f"LEAVES = {tuple(leaves)!r}", f"SHAPES = {shapes!r}",
+            f"BATCH = {flags!r}   # which leaves may carry a leading batch axis (N samples)",
+            f"COLUMNS = {columns!r}   # _totals takes the batch axis last (a layer's values as [units, samples])"]
     public = [
         f"def gradient({args}):",
         f'    """Values, adjoints and the gradient of {lg.output}: for one sample, or per sample over a batch',
@@ -736,7 +830,8 @@ def generate(ws, wrt, *, batch=None, doc: str = "", definition=None) -> str:
         f'    """The batch total of {lg.output} and of each gradient (arrays of the leaves\' shapes), and the',
         '    number of samples; nothing per sample is kept."""',
         f"    _args, _n, _single = _inputs({pack}, LEAVES, SHAPES, BATCH, finite=False)",
-        ("    _total, _grad = _blocks(_totals, _n, _args, BATCH)" if gen.batched else
+        ("    _total, _grad = _blocks(_totals, _n, _columns(_args, BATCH) if COLUMNS else _args, BATCH, COLUMNS)"
+         if gen.batched else
          "    _total, _grad = _totals(*_args)"),
         "    if not _finite(_total, _grad):   # an input to blame? (checked here: the fast path reads each once)",
         f"        _inputs({pack}, LEAVES, SHAPES, BATCH)",
@@ -747,8 +842,74 @@ def generate(ws, wrt, *, batch=None, doc: str = "", definition=None) -> str:
             + "\n".join(body) + "\n\n\n" + "\n".join(tbody) + "\n\n\n" + "\n".join(public) + "\n")
 
 
-def _needed(gen: _Generator) -> tuple[set[str], set[str]]:
-    """The nodes whose values, and those whose δ's, the totals need (the output, and each gradient)."""
+def block_rows(gen: "_Generator") -> int:
+    """Samples per block of the batch totals, so that a block's arrays stay in cache: 8,192 for
+    layers of up to 32 units (4-8-8-4: 0.98x torch vs 1.07x with 2,048), 2,048 for wider ones
+    (784-128-10; measured with benchmarks/run.py, scale.py and layer.py)."""
+    widest = max((math.prod(gen.lg.shapes[n.name]) for n in gen.lg.nodes), default=1)
+    return 8192 if widest <= 32 else 2048
+
+
+def totals_in_columns(gen: "_Generator") -> bool:
+    """True when the totals take the batch axis last: every batch leaf is a scalar or a vector per
+    sample (a network's x and y). A layer's values are then [units, samples], so a bias's sum, a
+    softmax's maximum and sum run along contiguous rows (NumPy reduces a short last axis slowly)."""
+    return gen.batched and all(len(gen.lg.shapes[x]) <= 1 for x in gen.batch)
+
+
+def totals_function(gen: "_Generator", name: str, columns: bool) -> list[str]:
+    """The lines of ``def name(_n, leaves…)``: the batch total of the output and of each gradient
+    (a dict of arrays, the entries of scalar ``wrt`` as numbers), nothing per sample kept.
+
+    Each gradient's batch sum is written right after the δ it reads, so a layer's activations die
+    before the δ below it (which then overwrites them: ``1 − a`` in place); the output's total is
+    summed from its terms where nothing reads its value (Σ (y − a)² as a dot product)."""
+    lg = gen.lg
+    ind = "        "
+    fn = _Function(gen, columns=columns)
+    for x in lg.leaves:
+        fn.bind(Var(x, lg.shapes[x]), _Operand(gen.names[x], None, None))
+    need_values, need_deltas, output_read = _needed(gen)
+    for node in lg.nodes:
+        if node.name in need_values:
+            fn.bind(Var(node.name, lg.shapes[node.name]), fn.operand(gen.forward[node.name], gen.names[node.name]))
+    total = batch_sum(fn, Var(lg.output, lg.shapes[lg.output]) if output_read else gen.forward[lg.output])
+    exprs = [gen.gradient_expr(target) for target, _ in gen.targets]
+    waiting = {i: set(names(e, adjoint=True)) - {lg.output} for i, e in enumerate(exprs)}
+    sums: dict[int, _Operand] = {}
+
+    def ready():
+        for i in [i for i, w in waiting.items() if not w]:
+            del waiting[i]
+            sums[i] = batch_sum(fn, exprs[i])
+    ready()
+    for node in reversed(lg.nodes):
+        if node.name not in need_deltas:
+            continue
+        fn.bind(Var(node.name, lg.shapes[node.name], adjoint=True),
+                fn.operand(gen.claim(node.name), f"d_{node.name}"))
+        for w in waiting.values():
+            w.discard(node.name)
+        ready()
+    assert not waiting, "a gradient reads a δ that the totals do not compute"
+    fn.roots = {o.base for o in [total, *sums.values()] if o.base}
+
+    def entry(code: str, index) -> str:
+        return code if index is None else f"{code}[{', '.join(map(str, index))}]"
+    lines = [f"def {name}({'_n, ' if gen.batched else ''}{', '.join(gen.names[x] for x in lg.leaves)}):",
+             '    """The batch total of the output and of each gradient, from the inputs as _inputs gives them'
+             + (" (the batch axis last)." if columns else ".") + '"""',
+             "    with numpy.errstate(all='ignore'):   # a non-finite total is reported by the caller"]
+    lines += fn.text(ind)
+    lines.append(f"{ind}_gradient = {{" + ", ".join(f"{w!r}: {entry(sums[i].code, index)}"
+                                                    for i, (w, (_, index)) in enumerate(zip(gen.wrt, gen.targets))) + "}")
+    lines.append(f"{ind}return {total.code}, _gradient")
+    return lines
+
+
+def _needed(gen: _Generator) -> tuple[set[str], set[str], bool]:
+    """The nodes whose values, and those whose δ's, the totals need (for the output's total and each
+    gradient), and whether a δ or a gradient reads the output's own value."""
     lg = gen.lg
     exprs = [gen.gradient_expr(t) for t, _ in gen.targets]
     deltas: set[str] = set()
@@ -760,14 +921,16 @@ def _needed(gen: _Generator) -> tuple[set[str], set[str]]:
         deltas.add(d)
         stack.extend(names(gen.claim(d), adjoint=True))
     values: set[str] = set()
-    stack = [lg.output] + [n for e in exprs for n in names(e)] + [n for d in deltas for n in names(gen.claim(d))]
+    stack = [n for e in exprs for n in names(e)] + [n for d in deltas for n in names(gen.claim(d))]
+    output_read = lg.output in stack
+    stack += names(gen.forward[lg.output])
     while stack:
         v = stack.pop()
         if v in values or lg.is_leaf(v):
             continue
         values.add(v)
         stack.extend(names(gen.forward[v]))
-    return values, deltas
+    return values, deltas, output_read
 
 
 # ----------------------------------------------------------------- object ---
@@ -838,7 +1001,9 @@ class CompiledLayerGradient(CompiledGradient):
         the input), so the fast path reads each input once."""
         m, args, count, _, raw = self._inputs(batch, finite=False)
         if any(m["BATCH"]):
-            value, gradient = m["_blocks"](m["_totals"], count, args, m["BATCH"])
+            columns = m["COLUMNS"]
+            value, gradient = m["_blocks"](m["_totals"], count, m["_columns"](args, m["BATCH"]) if columns else args,
+                                           m["BATCH"], columns)
         else:
             value, gradient = m["_totals"](*args)
         gradient = {k: np.asarray(v, dtype=float) for k, v in gradient.items()}
@@ -878,3 +1043,101 @@ def compile_layer(ws, wrt, definition=None, doc: str = "", batch=None) -> Compil
     batch = data_leaves(ws, definition, wrt) if batch is None else frozenset(batch)
     source = generate(ws, wrt, batch=batch, doc=doc)
     return CompiledLayerGradient(ws, wrt, source, definition, batch, doc)
+
+
+# ------------------------------------------------- the scalar view's totals ---
+
+def scalar_totals(ws, leaves, wrt, names) -> tuple[str, tuple[str, ...]] | None:
+    """The layer code of the scalar view's batch totals of a network, or None where it does not apply.
+
+    ``leaves`` are the scalar graph's leaves (``x1``, ``y1``, ``w5``, ``b3``, …), ``wrt`` the scalar
+    names to differentiate by, ``names`` the scalar module's variable of each leaf (``v_w5``). Gives
+    (source, parameters): the source defines ``_layer_flat(<leaves>)`` — the inputs and targets
+    stacked into x, y [units, N], the scalar weights gathered into W1, b1, … by the naming map, the
+    layer view's totals (``totals_function``, the batch axis last), and the totals scattered back
+    to the scalar names as one array in the order of ``wrt`` — with the layer runtime it needs;
+    ``parameters`` are the scalar leaves that must be numbers for it to apply (the weights).
+
+    None unless every scalar leaf is an entry of a layer leaf and every entry is a scalar leaf,
+    the batch leaves are vectors (x, y), and every ``wrt`` is an entry of a parameter."""
+    lg = ws.lg
+    naming = lg.naming
+    if naming is None or naming.net is None:
+        return None
+    where: dict[str, tuple[str, tuple]] = {}
+    by_tensor: dict[str, dict[tuple, str]] = {}
+    for x in leaves:
+        e = naming.entry_of(x)
+        if e is None or not lg.is_leaf(e[0]):
+            return None
+        where[x] = e
+        by_tensor.setdefault(e[0], {})[e[1]] = x
+    if any(len(by_tensor.get(t, ())) != math.prod(lg.shapes[t]) for t in lg.leaves):
+        return None
+    batch = data_leaves(ws, ws.definition)
+    if any(len(lg.shapes[t]) != 1 for t in batch) or not batch:
+        return None
+    if any(w not in where or where[w][0] in batch for w in wrt):
+        return None
+    tensors = tuple(t for t in lg.leaves if t not in batch and any(where[w][0] == t for w in wrt))
+    _verify(ws)
+    gen = _Generator(ws, tensors, frozenset(batch))
+    body = totals_function(gen, "_layer_totals", columns=True)
+    offsets, offset = {}, 0
+    for t in tensors:
+        offsets[t] = offset
+        offset += math.prod(lg.shapes[t])
+
+    def flat_index(w: str) -> int:
+        t, idx = where[w]
+        shape = lg.shapes[t]
+        k = 0
+        for i, n in zip(idx, shape):
+            k = k * n + i
+        return offsets[t] + k
+
+    def gathered(t: str) -> str:
+        shape = lg.shapes[t]
+        cell = {idx: names[x] for idx, x in by_tensor[t].items()}
+        if not shape:
+            return f"float({cell[()]})"
+        if len(shape) == 1:
+            return "numpy.array([" + ", ".join(cell[(i,)] for i in range(shape[0])) + "], dtype=float)"
+        rows = ("[" + ", ".join(cell[(i, j)] for j in range(shape[1])) + "]" for i in range(shape[0]))
+        return "numpy.array([" + ", ".join(rows) + "], dtype=float)"
+
+    data = [x for x in leaves if where[x][0] in batch]
+    params = tuple(x for x in leaves if where[x][0] not in batch)
+    ind = "    "
+    lines = [f"ROWS = {block_rows(gen)}   # samples per block of the layer code's totals",
+             f"_LAYER_WRT = {tuple(wrt)!r}",
+             f"_LAYER_PICK = numpy.array({[flat_index(w) for w in wrt]!r}, dtype=numpy.intp)",
+             f"_LAYER_PARAMS = {params!r}", "", "",
+             *body, "", "",
+             f"def _layer_flat({', '.join(names[x] for x in leaves)}):",
+             '    """The batch totals of a network by the layer view\'s code: scalar weights over 1-D batches',
+             "    stacked into matrices [units, N]; the output's total, the gradients as one array in the order",
+             '    of _LAYER_WRT, and the batch size."""',
+             f"{ind}_shape = _batch_shape({', '.join(names[x] for x in data)})",
+             f"{ind}_n = _shape[0]"]
+    for x in data:
+        lines.append(f"{ind}{names[x]} = _batch({names[x]}, _shape)")
+    for t in lg.leaves:
+        if t not in batch:
+            lines.append(f"{ind}{gen.names[t]} = {gathered(t)}")
+    args = ", ".join(gen.names[t] for t in lg.leaves)
+    parts = ", ".join(f"numpy.ravel(_g[{t!r}])" for t in tensors)
+    i2, i3 = ind * 2, ind * 3
+    lines += [f"{ind}_value, _flat = 0.0, 0.0",
+              f"{ind}with numpy.errstate(all='ignore'):",
+              f"{i2}for _s in range(0, max(_n, 1), ROWS):     # stacked a block at a time: it stays in cache",
+              f"{i3}_e = min(_s + ROWS, _n)"]
+    for t in lg.leaves:
+        if t in batch:
+            entries = ", ".join(f"{names[by_tensor[t][(i,)]]}[_s:_e]" for i in range(lg.shapes[t][0]))
+            lines.append(f"{i3}{gen.names[t]} = numpy.stack(({entries},))")
+    lines += [f"{i3}_v, _g = _layer_totals(_e - _s, {args})",
+              f"{i3}_value += _v",
+              f"{i3}_flat = _flat + numpy.concatenate(({parts},))",
+              f"{ind}return _value, _flat[_LAYER_PICK], _n"]
+    return LAYER_RUNTIME + "\n\n" + "\n".join(lines) + "\n", params

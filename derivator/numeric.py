@@ -30,8 +30,6 @@ from .graph import Graph
 RUNTIME = '''\
 import numpy
 
-CHUNK = 8192
-
 
 def _sigmoid(x):
     if numpy.ndim(x) == 0:
@@ -83,21 +81,6 @@ def _softmax(*u):
     numpy.reciprocal(s, out=s)
     for t in e:
         t *= s
-    return lse, e
-
-
-def _softmax_rows(z):
-    """``_softmax`` of the rows of a matrix (a layer's logits over a block of samples): the
-    log-sum-exp per column and the matrix of the softmax, from one exp per entry."""
-    m = z.max(axis=0)
-    if not numpy.isfinite(m).all():
-        m = numpy.where(numpy.isfinite(m), m, 0.0)
-    e = z - m
-    numpy.exp(e, out=e)
-    s = e.sum(axis=0)
-    lse = numpy.log(s)
-    lse += m
-    e /= s
     return lse, e
 
 
@@ -349,28 +332,6 @@ def total_code(em, pr: _Printer, e, shape: str) -> str:
     return parts[0] + "".join(f" - {p[1:]}" if p.startswith("-") else f" + {p}" for p in parts[1:])
 
 
-def adjoint_into(pr: _Printer, contributions, target: str, text) -> list[str]:
-    """Lines that write δ_n = Σ_c δ_c · ∂c/∂n into ``target`` (a row of a layer's matrix of deltas)
-    with no new array where the terms allow: ``numpy.multiply(δ_c, o, out=target)``, then
-    ``target -= y``. Any other sum is computed, then copied in."""
-    terms = [(a, _pull_constant(e)) for a, e in contributions if e != 0]
-
-    def simple(a, e):          # δ_c · (a name), or ± (a name) for the output's δ = 1
-        return (a is not None and not pr.fresh(e) and e != 1) or (a is None and (e.is_Symbol or (-e).is_Symbol))
-    if not terms or not all(simple(a, e) for a, e in terms):
-        return [f"{target} = {adjoint_sum(pr, contributions, text)}"]
-    terms.sort(key=lambda t: t[0] is None)            # a product first: it writes the target
-    lines = []
-    for i, (a, e) in enumerate(terms):
-        if a is not None:
-            lines.append(f"numpy.multiply({a}, {text(e)}, out={target})" if i == 0 else f"{target} += {a} * {text(e)}")
-        elif e.is_Symbol:
-            lines.append(f"numpy.copyto({target}, {text(e)})" if i == 0 else f"{target} += {text(e)}")
-        else:
-            lines.append(f"numpy.negative({text(-e)}, out={target})" if i == 0 else f"{target} -= {text(-e)}")
-    return lines
-
-
 def shared_subexpressions(exprs) -> dict:
     """{subexpression: temporary's name} for every compound subexpression met twice or more.
 
@@ -527,8 +488,12 @@ def _var(prefix: str, name: str) -> str:
 
 
 def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", original: Graph | None = None,
-             original_partial=None, inlined=(), layers=()) -> str:
+             original_partial=None, inlined=(), matrix=None) -> str:
     """The module source: ``gradient(...)`` per sample and ``totals(...)`` over a batch.
+
+    ``matrix`` is (source, parameters) of the layer view's code for a network's batch totals
+    (``layer_numeric.scalar_totals``): it is included, and ``totals`` takes it for scalar weights
+    over 1-D batches.
 
     ``graph`` is the graph the code computes with (``stable.stabilize``'s) and ``partial`` its
     checked local partials; ``original`` is the definition's graph (default: the same) with its
@@ -692,36 +657,38 @@ def generate(graph: Graph, wrt: tuple[str, ...], partial, *, doc: str = "", orig
               f'    """The batch total of {out} and of each gradient, and the batch size."""']
     totals += [ind + line for line in head] + em.lines
 
-    layered = None
-    if layers and max(len(layer) for layer in layers) >= 2 * LAYERED_MIN_WIDTH:
-        from .layers import layered_source
-        layered = layered_source(graph, layers, wrt, partial, pr, names, pedge, relevant)
-    if layered is not None:
-        source, params = layered
-        param_set = set(params)
-        others = [x for x in leaves if x not in param_set]
-        totals[0] = totals[0].replace("def totals(", "def _scalar_totals(", 1)
-        dispatch = [f"_LAYERED_PARAMS = {tuple(params)!r}",
-                    "",
-                    "",
-                    f"def totals({args}):",
-                    f'    """The batch total of {out} and of each gradient, and the batch size.',
-                    "",
-                    "    Scalar weights over a 1-D batch go through matrix products, a layer at a time;",
-                    '    anything else through the scalar code."""',
-                    f"    if all(numpy.ndim(p) == 0 for p in ({', '.join(names[p] for p in params)},)) and "
-                    f"all(numpy.ndim(x) <= 1 for x in ({', '.join(names[x] for x in others)},)) and "
-                    f"any(numpy.ndim(x) == 1 for x in ({', '.join(names[x] for x in others)},)):",
-                    f"        return _layered_totals({args})",
-                    f"    return _scalar_totals({args})"]
-        tail = "\n".join(totals) + "\n\n\n" + source + "\n\n" + "\n".join(dispatch) + "\n"
-    else:
-        tail = "\n".join(totals) + "\n"
+    tail = "\n".join(totals) + "\n"
     header = _docstring(doc) + "\n" if doc else ""
-    return header + "import math\n" + RUNTIME + "\n\n" + "\n".join(pointwise) + "\n\n\n" + tail
+    module = header + "import math\n" + RUNTIME + "\n\n" + "\n".join(pointwise) + "\n\n\n" + tail
+    return with_matrix(module, matrix, leaves, out) if matrix is not None else module
 
 
-LAYERED_MIN_WIDTH = 4   # narrower networks run faster as scalar code (2-2-1: 0.8x vs 0.9x of hand NumPy)
+def with_matrix(module: str, matrix, leaves, out: str) -> str:
+    """``module`` (``generate``'s text) with a network's batch totals by the layer view's matrix code:
+    ``matrix`` is (source defining ``_layer_flat``, the scalar parameters), from
+    ``layer_numeric.scalar_totals``. ``totals`` takes it for scalar weights over 1-D batches, the
+    scalar code (``_scalar_totals``) for anything else."""
+    source, params = matrix
+    names = {x: _var("v", x) for x in leaves}
+    args = ", ".join(names[x] for x in leaves)
+    param_set = set(params)
+    others = ", ".join(names[x] for x in leaves if x not in param_set)
+    head = f"def totals({args}):"
+    assert module.count(head) == 1
+    module = module.replace(head, f"def _scalar_totals({args}):")
+    dispatch = [f"def totals({args}):",
+                f'    """The batch total of {out} and of each gradient, and the batch size.',
+                "",
+                "    Scalar weights over a 1-D batch go through the layer view's matrix code (_layer_flat);",
+                '    anything else through the scalar code."""',
+                f"    if all(numpy.ndim(p) == 0 for p in ({', '.join(names[p] for p in params)},)) and "
+                f"all(numpy.ndim(x) <= 1 for x in ({others},)) and any(numpy.ndim(x) == 1 for x in ({others},)):",
+                f"        _value, _flat, _n = _layer_flat({args})",
+                "        return _value, dict(zip(_LAYER_WRT, _flat.tolist())), _n",
+                f"    return _scalar_totals({args})"]
+    return module + "\n\n" + source + "\n\n" + "\n".join(dispatch) + "\n"
+
+
 CHUNK = 32768   # samples per block of the scalar code in ``sum``/``mean`` (measured with benchmarks/run.py)
 
 
@@ -737,21 +704,47 @@ class CompiledGradient:
     arguments are matched to the leaves by a dict, checked once (a number or an array of real
     numbers, shapes that broadcast together) and handed on."""
 
-    def __init__(self, graph: Graph, wrt: tuple[str, ...], source: str, definition=None):
+    _matrix = None           # a thunk of the matrix code of a network's totals, until it is built
+    _layered = None          # the matrix code's _layer_flat, once built
+
+    def __init__(self, graph: Graph, wrt: tuple[str, ...], source: str, definition=None, matrix=None):
         self.graph = graph
         self.output = graph.output
         self.wrt = tuple(wrt)
         self.leaves = graph.leaves
-        self.source = source
         self.definition = definition
+        self._leafset = frozenset(self.leaves)
+        self._matrix = matrix          # a network's matrix code for the totals, built on first use (or None)
+        self._load(source)
+
+    def _load(self, source: str) -> None:
+        self._source = source
         namespace: dict = {"__name__": "derivator_compiled"}
-        exec(compile(source, f"<derivator:{graph.output}>", "exec"), namespace)  # our generated code only
+        exec(compile(source, f"<derivator:{self.graph.output}>", "exec"), namespace)  # our generated code only
         self._pointwise = namespace["gradient"]
         self._totals = namespace["totals"]
-        self._layered = namespace.get("_layered_flat")
-        self._leafset = frozenset(self.leaves)
-        params = set(namespace.get("_LAYERED_PARAMS", ()))
+        self._layered = namespace.get("_layer_flat")
+        params = set(namespace.get("_LAYER_PARAMS", ()))
         self._is_param = [x in params for x in self.leaves]
+
+    def _with_matrix(self) -> bool:
+        """Build the matrix code of a network's totals (``layer_numeric``: its VJP rules are checked on
+        this first use, about 0.3 s), once; True when the totals have it."""
+        if self._matrix is not None:
+            matrix, self._matrix = self._matrix(), None
+            if matrix is not None:
+                self._load(with_matrix(self._source, matrix, self.leaves, self.output))
+        return self._layered is not None
+
+    @property
+    def source(self) -> str:
+        """The module text (what ``derivator compile -o`` writes): standalone, NumPy only."""
+        self._with_matrix()
+        return self._source
+
+    @source.setter
+    def source(self, text: str) -> None:
+        self._source = text
 
     def _match(self, kwargs) -> list:
         """The arguments in leaf order; UsageError naming the missing or unknown ones."""
@@ -770,7 +763,7 @@ class CompiledGradient:
         """(arguments in leaf order, their broadcast shape, whether the matrix-product code applies)."""
         args = self._match(kwargs)
         shaped = []                 # (name, shape) of every array argument
-        matrix = self._layered is not None
+        matrix = self._layered is not None or self._matrix is not None
         for i in [i for i, x in enumerate(args) if x.__class__ is not float]:     # arrays, mostly
             x = args[i]
             if x.__class__ is not np.ndarray or x.dtype.kind not in "fiub":
@@ -874,7 +867,10 @@ class CompiledGradient:
     def _reduce(self, batch, mean: bool) -> Totals:
         args, shape, matrix = self._args(batch)
         with np.errstate(invalid="ignore"):     # a non-finite total is traced below, not warned about twice
-            if matrix:                          # matrix products: the gradients as one array
+            if matrix and (self._layered is not None or (self._with_matrix() and not any(
+                    p and a.__class__ is not float and np.ndim(a) for a, p in zip(args, self._is_param)))):
+                # matrix products (scalar weights over a 1-D batch): the gradients as one array
+                # (_args checked the weights, unless the matrix code was built in this call)
                 value, flat, n = self._layered(*args)
                 if mean:
                     flat = flat / max(n, 1)
@@ -914,9 +910,9 @@ class CompiledGradient:
 
 
 def compile_graph(graph: Graph, wrt, partial, definition=None, doc: str = "", original: Graph | None = None,
-                  original_partial=None, inlined=(), layers=()) -> CompiledGradient:
+                  original_partial=None, inlined=(), matrix=None) -> CompiledGradient:
     """Compile the code of ``graph`` (the stabilised graph); the function reports ``original``'s
     names (default: the same graph)."""
     source = generate(graph, tuple(wrt), partial, doc=doc, original=original, original_partial=original_partial,
-                      inlined=inlined, layers=layers)
-    return CompiledGradient(original or graph, tuple(wrt), source, definition)
+                      inlined=inlined, matrix=None if callable(matrix) else matrix)
+    return CompiledGradient(original or graph, tuple(wrt), source, definition, matrix if callable(matrix) else None)

@@ -489,3 +489,177 @@ def test_cli_compile_of_a_bad_name_is_exit_2(tmp_path, capsys):
     assert main(["compile", src, "--view", "layer", "--wrt", "W9", "-o", str(tmp_path / "g.py")]) == 2
     assert "'W9' is not a name in the layer view" in capsys.readouterr().err
     assert not (tmp_path / "g.py").exists()
+
+
+# --------------------------------------------- the scalar view's network totals ---
+# derivator.compile(d) (the scalar view) of a network: grad.sum / grad.mean with scalar weights over 1-D
+# batches go through this stage's code (layer_numeric.scalar_totals): one matrix code generator.
+
+SCALAR_CONFIGS = [   # every activation, output, loss, bias kind and naming, some more than once
+    ("sigmoid", "sigmoid", "mse", "per_neuron", "flat"), ("tanh", "sigmoid", "bce", "shared", "layered"),
+    ("relu", "softmax", "cross_entropy", "none", "flat"), ("identity", "identity", "half_sse", "per_neuron", "layered"),
+    ("softplus", "softmax", "mse", "shared", "flat"), ("sigmoid", "softmax", "cross_entropy", "per_neuron", "layered"),
+    ("tanh", "identity", "mse", "none", "layered"), ("relu", "sigmoid", "half_sse", "shared", "flat"),
+]
+
+
+def scalar_network(act, out, loss, bias, naming, sizes=(4, 5, 3)):
+    layers = [{"units": n, "activation": act} for n in sizes[:-1]] + [{"units": sizes[-1], "activation": out}]
+    return derivator.load_dict({"network": {"inputs": 3, "layers": layers, "bias": bias, "loss": loss,
+                                            "naming": naming}})
+
+
+def scalar_batch(d, n, seed=0):
+    """Layer parameters, X [n, inputs], Y [n, outputs], and the same as the scalar view's leaves."""
+    from derivator.layer_network import entry_names, layer_leaves
+    net = d.network
+    rng = np.random.default_rng(seed)
+    shapes = dict(layer_leaves(net))
+    params = {k: rng.normal(size=s) for k, s in shapes.items() if k not in ("x", "y")}
+    X = rng.normal(size=(n, net.sizes[0]))
+    Y = rng.uniform(0.05, 0.95, size=(n, net.sizes[-1]))
+    if net.loss == "cross_entropy":
+        Y /= Y.sum(axis=1, keepdims=True)
+    leaves = {}
+    for k, v in params.items():
+        leaves.update(zip(entry_names(net, k, shapes[k]), np.atleast_1d(v).ravel().tolist()))
+    leaves.update({f"x{i + 1}": X[:, i].copy() for i in range(X.shape[1])})
+    leaves.update({f"y{j + 1}": Y[:, j].copy() for j in range(Y.shape[1])})
+    return params, X, Y, leaves
+
+
+def scalar_names(d, grads: dict) -> dict:
+    """Layer gradients as {scalar name: number}."""
+    from derivator.layer_network import entry_names
+    out = {}
+    for k, g in grads.items():
+        g = np.asarray(g)
+        out.update(zip(entry_names(d.network, k, g.shape), g.ravel().tolist()))
+    return out
+
+
+def spy(grad) -> list:
+    """Calls of the matrix code of a compiled scalar-view gradient (built here if it is not yet)."""
+    assert grad._with_matrix()
+    calls, inner = [], grad._layered
+
+    def counted(*args):
+        calls.append(len(args))
+        return inner(*args)
+    grad._layered = counted
+    return calls
+
+
+@pytest.mark.parametrize("config", SCALAR_CONFIGS, ids=lambda c: "-".join(c))
+def test_scalar_view_network_totals_against_torch_and_the_scalar_code(config):
+    act, out, loss, bias, naming = config
+    d = scalar_network(*config)
+    grad = derivator.compile(d)
+    params, X, Y, leaves = scalar_batch(d, 20_000)          # several blocks of ROWS samples
+    calls = spy(grad)
+    tot = grad.sum(**leaves)
+    assert calls, "a network's batch total went through the scalar code"
+    # torch, written independently of derivator
+    per_sample, tgrads = torch_net(params, X, Y, (act,) * 2 + (out,), bias, loss)
+    assert tot.value == pytest.approx(float(per_sample.sum()), rel=1e-11)
+    ref = scalar_names(d, tgrads)
+    assert set(ref) == set(grad.wrt)
+    scale = max(abs(v) for v in ref.values())
+    for k in grad.wrt:
+        assert abs(tot.gradient[k] - ref[k]) <= 1e-10 * scale, k
+    # the scalar code of the same module (_scalar_totals) and the per-sample scalar code
+    ns: dict = {}
+    exec(grad.source, ns)
+    value, flat, n = ns["_layer_flat"](*[leaves[x] for x in grad.leaves])
+    sv, sg, sn = ns["_scalar_totals"](*[leaves[x] for x in grad.leaves])
+    assert n == sn == 20_000 and value == pytest.approx(sv, rel=1e-12)
+    for k, v in zip(grad.wrt, flat):
+        assert v == pytest.approx(sg[k], rel=1e-10, abs=1e-10 * scale), k
+    mean = grad.mean(**leaves)
+    assert mean.value == pytest.approx(tot.value / 20_000, rel=1e-14)
+    each = grad(**{k: (v[:500] if isinstance(v, np.ndarray) else v) for k, v in leaves.items()})
+    part = grad.sum(**{k: (v[:500] if isinstance(v, np.ndarray) else v) for k, v in leaves.items()})
+    for k in grad.wrt:
+        assert part.gradient[k] == pytest.approx(float(np.sum(each.gradient[k])), rel=1e-10, abs=1e-12 * scale)
+
+
+def test_scalar_view_dispatch():
+    """Which inputs take the matrix code: scalar weights over 1-D batches; anything else the scalar code."""
+    d = scalar_network("sigmoid", "sigmoid", "mse", "per_neuron", "flat")
+    grad = derivator.compile(d)
+    _, _, _, leaves = scalar_batch(d, 300, seed=2)
+    calls = spy(grad)
+    ref = grad.sum(**leaves)
+    assert len(calls) == 1
+    # a per-sample weight: the scalar code, the same numbers
+    per = dict(leaves, w1=np.full(300, leaves["w1"]))
+    t = grad.sum(**per)
+    assert len(calls) == 1
+    assert t.value == pytest.approx(ref.value, rel=1e-12)
+    assert all(t.gradient[k] == pytest.approx(ref.gradient[k], rel=1e-10, abs=1e-12) for k in grad.wrt)
+    # one sample as numbers; a 2-D batch: the scalar code
+    one = {k: (float(v[0]) if isinstance(v, np.ndarray) else v) for k, v in leaves.items()}
+    grad.sum(**one)
+    grad.sum(**{k: (v.reshape(20, 15) if isinstance(v, np.ndarray) else v) for k, v in leaves.items()})
+    assert len(calls) == 1
+    # a target shared by the batch (a number) is broadcast: still the matrix code, the same numbers
+    shared = dict(leaves, y1=0.5)
+    t1 = grad.sum(**shared)
+    assert len(calls) == 2
+    t2 = grad.sum(**dict(shared, y1=np.full(300, 0.5)))
+    assert t1.value == pytest.approx(t2.value, rel=1e-12)
+    # what the layer code does not give: no matrix code at all
+    assert "_layer_flat" not in derivator.compile(d, ["w1", "z3"]).source         # a node as wrt
+    assert "_layer_flat" not in derivator.compile(d, ["w1", "x1"]).source         # an input as wrt
+    sub = derivator.compile(d, ["w7", "b2"])                                       # some weights: picked
+    assert "_layer_flat" in sub.source
+    s = sub.sum(**leaves)
+    assert s.gradient["w7"] == pytest.approx(ref.gradient["w7"], rel=1e-12)
+    assert s.gradient["b2"] == pytest.approx(ref.gradient["b2"], rel=1e-12)
+    narrow = derivator.load_dict({"network": {"inputs": 2, "layers": [{"units": 2, "activation": "sigmoid"},
+                                                                     {"units": 1, "activation": "sigmoid"}]}})
+    assert "_layer_flat" not in derivator.compile(narrow).source                   # 2-2-1: scalar code
+    assert "_layer_flat" not in derivator.compile(derivator.load("seed_network_equations")).source
+
+
+def test_scalar_view_network_not_ending_in_its_loss_keeps_the_scalar_code():
+    d = derivator.load_dict({"network": {"inputs": 3, "layers": [{"units": 4, "activation": "tanh"},
+                                                                {"units": 2, "activation": "sigmoid"}]},
+                             "output": "o1"})
+    grad = derivator.compile(d)
+    assert "_layer_flat" not in grad.source
+    rng = np.random.default_rng(0)
+    b = {x: (rng.normal(size=50) if x.startswith("x") else float(rng.normal())) for x in grad.leaves}
+    assert grad.sum(**b).count == 50
+
+
+def test_scalar_view_export_has_the_matrix_code_and_needs_numpy_only(tmp_path):
+    """`derivator compile -o` of a network: the matrix code is in the module, which runs with NumPy only."""
+    d = scalar_network("tanh", "softmax", "cross_entropy", "shared", "layered")
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"network": {"inputs": 3, "layers": [
+        {"units": 4, "activation": "tanh"}, {"units": 5, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
+        "bias": "shared", "loss": "cross_entropy", "naming": "layered"}}))
+    out = tmp_path / "grad.py"
+    assert main(["compile", str(spec), "--view", "scalar", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "def _layer_flat(" in text and "def _scalar_totals(" in text
+    _, _, _, leaves = scalar_batch(d, 5000, seed=4)
+    np.savez(tmp_path / "b.npz", **{k: np.asarray(v) for k, v in leaves.items()})
+    code = (
+        "import sys, json; sys.modules['derivator'] = None; sys.modules['sympy'] = None\n"
+        "import numpy as np, importlib.util\n"
+        f"s = importlib.util.spec_from_file_location('g', {str(out)!r})\n"
+        "m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n"
+        f"b = dict(np.load({str(tmp_path / 'b.npz')!r}))\n"
+        "b = {k: (float(v) if v.ndim == 0 else v) for k, v in b.items()}\n"
+        "args = [b[x[2:]] for x in m.totals.__code__.co_varnames[:m.totals.__code__.co_argcount]]\n"
+        "v, g, n = m.totals(*args)\n"
+        "print(json.dumps([v, g, n]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    v, g, n = json.loads(r.stdout)
+    ref = derivator.compile(d).sum(**leaves)
+    assert n == 5000 and v == pytest.approx(ref.value, rel=1e-12)
+    for k in ref.gradient:
+        assert g[k] == pytest.approx(ref.gradient[k], rel=1e-12, abs=1e-14)
