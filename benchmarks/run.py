@@ -599,13 +599,14 @@ def bench_depth(quick: bool, tmp: str) -> dict:
     print(f"\n(d) width-3 networks, depth 2..20, derive w1: median of up to {reps} (fresh caches each), "
           f"cap {cap:g} s per derivation ...", flush=True)
     rows = []
+    view = {"view": "scalar"} if scalar_view() else {}     # networks over 40 parameters default to layers
     for depth in depths:
         spec = network(3, [3] * (depth - 1), 1)
         ts, der = [], None
         for _ in range(reps):
             d = derivator.load_dict(spec)
             _clear_caches()
-            t, out = timed_capped(lambda: derivator.derive(d, "w1"), cap)
+            t, out = timed_capped(lambda: derivator.derive(d, "w1", **view), cap)
             if t is None:
                 ts = None
                 break
@@ -625,7 +626,8 @@ def bench_depth(quick: bool, tmp: str) -> dict:
                         "cone_edges": len(der.cone.edges), "verified": der.verified,
                         "check": der.check.method, "check_detail": detail,
                         "check_kind": ("composed: sympy.diff in the leaves" if "leaves" in detail
-                                       else "forward-mode (linear)" if "forward" in detail else detail[:40]),
+                                       else "reverse accumulation (linear)" if "reverse accumulation" in detail
+                                       else detail[:40]),
                         "us_per_edge": med / g.edge_count * 1e6})
         rows.append(row)
         t = row["time_s"]
@@ -636,8 +638,8 @@ def bench_depth(quick: bool, tmp: str) -> dict:
     lin = growth(done)
     lin.update({"allowed": LINEAR_SLACK, "capped_depths": capped,
                 "passed": (not capped) and lin["worst_growth_ratio"] <= LINEAR_SLACK})
-    # for information: the same over the depths whose result check is forward-mode
-    fwd = [r for r in done if r["check_kind"].startswith("forward")]
+    # for information: the same over the depths whose result check is reverse accumulation (linear)
+    fwd = [r for r in done if r["check_kind"].startswith("reverse")]
     lin_fwd = growth(fwd) if len(fwd) >= 2 else None
     spec20 = network(3, [3] * 19, 1)
     path20 = os.path.join(tmp, "width3_depth20.yaml")
@@ -646,7 +648,7 @@ def bench_depth(quick: bool, tmp: str) -> dict:
     print("    peak memory of `derivator derive FILE --wrt w1 --format json` on depth 20 ...", flush=True)
     wall, peak, how = cli_derive(path20, ["--wrt", "w1"], memory=True)
     return {"rows": rows, "repetitions": reps, "repetition_budget_s": budget, "cap_s": cap,
-            "capped_depths": capped, "linear": lin, "linear_forward_mode_depths": lin_fwd,
+            "capped_depths": capped, "linear": lin, "linear_reverse_accumulation_depths": lin_fwd,
             "memory": {"peak_rss_bytes": peak, "how": how, "cli_wall_s": wall,
                        "command": "derivator derive width3_depth20.yaml --wrt w1 --format json --quiet > /dev/null"}}
 
@@ -811,9 +813,9 @@ def main(argv=None) -> int:
           f"{lin['worst_growth_ratio']:.2f}x as fast as edges (allowed {LINEAR_SLACK}x)"
           + (f"; capped at depths {dd['capped_depths']}" if dd["capped_depths"] else "")
           + f"  {verdict(verdicts['d_linear'])}")
-    fw = dd["linear_forward_mode_depths"]
+    fw = dd["linear_reverse_accumulation_depths"]
     if fw and fw["depths"] != lin["depths"]:
-        print(f"    (depths {fw['depths'][0]}-{fw['depths'][-1]} alone, forward-mode check: worst "
+        print(f"    (depths {fw['depths'][0]}-{fw['depths'][-1]} alone, checked by reverse accumulation: worst "
               f"{fw['worst_growth_ratio']:.2f}x, log-log slope {fw['loglog_slope_time_vs_edges']:.2f})")
     print(f"  target: peak memory <= 300 MB -> {'-' if peak is None else f'{peak / 1e6:.0f} MB'} "
           f"({dd['memory']['how']})  {verdict(verdicts['d_memory'])}")
