@@ -788,7 +788,7 @@ class CompiledGradient:
                 raise UsageError(f"the inputs do not broadcast together: {first[0]} has shape {first[1]}, "
                                  f"{other[0]} has shape {other[1]}",
                                  hint="give every input one value, or arrays of one shape (a batch)") from None
-        return args, shape, matrix and len(shape) == 1
+        return args, shape, matrix and len(shape) <= 1
 
     @staticmethod
     def _number(name, x):
@@ -870,7 +870,11 @@ class CompiledGradient:
             if matrix and (self._layered is not None or (self._with_matrix() and not any(
                     p and a.__class__ is not float and np.ndim(a) for a, p in zip(args, self._is_param)))):
                 # matrix products (scalar weights over a 1-D batch): the gradients as one array
-                # (_args checked the weights, unless the matrix code was built in this call)
+                # (_args checked the weights, unless the matrix code was built in this call); one
+                # sample given as numbers is a batch of one (4x faster than the scalar code at 148
+                # parameters, benchmarks/scale.py (h))
+                if not shape:
+                    args = [a if p else np.full(1, a) for a, p in zip(args, self._is_param)]
                 value, flat, n = self._layered(*args)
                 if mean:
                     flat = flat / max(n, 1)

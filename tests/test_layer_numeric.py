@@ -597,15 +597,18 @@ def test_scalar_view_dispatch():
     assert len(calls) == 1
     assert t.value == pytest.approx(ref.value, rel=1e-12)
     assert all(t.gradient[k] == pytest.approx(ref.gradient[k], rel=1e-10, abs=1e-12) for k in grad.wrt)
-    # one sample as numbers; a 2-D batch: the scalar code
-    one = {k: (float(v[0]) if isinstance(v, np.ndarray) else v) for k, v in leaves.items()}
-    grad.sum(**one)
+    # a 2-D batch: the scalar code
     grad.sum(**{k: (v.reshape(20, 15) if isinstance(v, np.ndarray) else v) for k, v in leaves.items()})
     assert len(calls) == 1
+    # one sample as numbers: a batch of one through the matrix code, the numbers of the per-sample code
+    one = {k: (float(v[0]) if isinstance(v, np.ndarray) else v) for k, v in leaves.items()}
+    t, each = grad.sum(**one), grad(**one)
+    assert len(calls) == 2 and t.count == 1 and t.value == pytest.approx(float(each.value), rel=1e-12)
+    assert all(t.gradient[k] == pytest.approx(float(each.gradient[k]), rel=1e-10, abs=1e-14) for k in grad.wrt)
     # a target shared by the batch (a number) is broadcast: still the matrix code, the same numbers
     shared = dict(leaves, y1=0.5)
     t1 = grad.sum(**shared)
-    assert len(calls) == 2
+    assert len(calls) == 3
     t2 = grad.sum(**dict(shared, y1=np.full(300, 0.5)))
     assert t1.value == pytest.approx(t2.value, rel=1e-12)
     # what the layer code does not give: no matrix code at all
