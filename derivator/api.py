@@ -177,9 +177,10 @@ MATRIX_MIN_UNITS = 4   # a network with a layer this wide gets the layer view's 
 
 
 def _matrix_totals(definition: Definition, leaves, wrt):
-    """(Built on the first batch total, or when the module's source is read.) The layer view's code for the scalar view's batch totals of a network (``layer_numeric.scalar_totals``),
-    or None: not a network, its output is not the loss L, every layer narrower than MATRIX_MIN_UNITS,
-    or a ``wrt`` the layer code does not give (a node, an input)."""
+    """The layer view's code for the scalar view's batch totals of a network
+    (``layer_numeric.scalar_totals``), built on the first batch total or when the module's source is
+    read; or None: not a network, its output is not the loss L, every layer narrower than
+    MATRIX_MIN_UNITS, or a ``wrt`` the layer code does not give (a node, an input)."""
     net = definition.network
     if net is None or definition.output != "L" or not definition.has_layer_view or \
             max(net.sizes[1:]) < MATRIX_MIN_UNITS:
