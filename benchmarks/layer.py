@@ -16,12 +16,11 @@ the run stops when one differs by more than 1e-9. Prints a table with the ratio 
 (the target: <= 1.0x at 784-128-10), the compile time of each size in a fresh process, and the
 log-log slope of time against parameters; writes JSON (default benchmarks/layer_results.json).
 """
-# One thread everywhere: before NumPy or torch is imported (their pools read these at start).
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-             "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS"):
-    os.environ[_var] = "1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (one thread everywhere, set before NumPy and torch are imported; the root on sys.path)
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -30,25 +29,14 @@ import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-try:  # also cap BLAS/OpenMP pools that ignore the variables
-    from threadpoolctl import threadpool_limits
-    _POOLS = threadpool_limits(limits=1)
-    THREADPOOLCTL = True
-except ImportError:
-    THREADPOOLCTL = False
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
 import derivator  # noqa: E402
+
+HERE, ROOT, THREADPOOLCTL = run.HERE, run.ROOT, run.THREADPOOLCTL
 
 SIZES = [(64, 32, 10), (784, 32, 10), (784, 128, 10), (784, 256, 10)]
 MAIN = (784, 128, 10)
