@@ -689,7 +689,11 @@ def with_matrix(module: str, matrix, leaves, out: str) -> str:
     return module + "\n\n" + source + "\n\n" + "\n".join(dispatch) + "\n"
 
 
-CHUNK = 32768   # samples per block of the scalar code in ``sum``/``mean`` (measured with benchmarks/run.py)
+# Samples per block of the scalar code in ``sum``/``mean``: its temporaries (128 kB each) stay in cache
+# and in malloc's free lists. With 32768 (256 kB arrays) glibc's dynamic trim threshold returned
+# them to the OS after every block: 24,000 page faults and 1.8x the time per call at 2-2-1, N = 1e6,
+# whenever no larger array had been freed before (benchmarks/run.py's round-robin hid it).
+CHUNK = 16384
 
 
 def _number_text(x) -> str:
