@@ -533,6 +533,21 @@ def _parse_at(ctx: _Ctx, node: _Node) -> list[tuple[str, float, _Node]]:
     return out
 
 
+def _wrt_list(ctx: _Ctx, node: _Node, output: str, check) -> list[str]:
+    """`wrt`'s names in order, once each: ``check(name, node)`` raises for a name that is not known;
+    the output itself and an empty list are refused."""
+    wrt: list[str] = []
+    for name, n in _names_list(ctx, node, "`wrt`"):
+        check(name, n)
+        if name == output:
+            raise ctx.err(f"`wrt` {name!r} is the output itself", n)
+        if name not in wrt:
+            wrt.append(name)
+    if not wrt:
+        raise ctx.err("`wrt` is empty", node)
+    return wrt
+
+
 def _names_list(ctx: _Ctx, node: _Node, what: str) -> list[tuple[str, _Node]]:
     if isinstance(node.value, str):
         items = [node]
@@ -828,16 +843,10 @@ def _build_equations(ctx: _Ctx, top, root: _Node, title) -> Definition:
         output = defined[-1]
 
     if "wrt" in top:
-        wrt = []
-        for name, n in _names_list(ctx, top["wrt"][1], "`wrt`"):
+        def known_name(name, n):
             if name not in known_set:
                 raise unknown(name, n, "`wrt`")
-            if name == output:
-                raise ctx.err(f"`wrt` {name!r} is the output itself", n)
-            if name not in wrt:
-                wrt.append(name)
-        if not wrt:
-            raise ctx.err("`wrt` is empty", top["wrt"][1])
+        wrt = _wrt_list(ctx, top["wrt"][1], output, known_name)
     else:
         wrt = list(default_wrt) if default_wrt is not None else list(leaves)
         if not wrt:
@@ -1203,15 +1212,7 @@ def _build_shapes(ctx: _Ctx, top, root: _Node, title) -> Definition:
         return name
 
     if "wrt" in top:
-        layer_wrt = []
-        for name, n in _names_list(ctx, top["wrt"][1], "`wrt`"):
-            resolve(name, n, "`wrt`")
-            if name == output:
-                raise ctx.err(f"`wrt` {name!r} is the output itself", n)
-            if name not in layer_wrt:
-                layer_wrt.append(name)
-        if not layer_wrt:
-            raise ctx.err("`wrt` is empty", top["wrt"][1])
+        layer_wrt = _wrt_list(ctx, top["wrt"][1], output, lambda name, n: resolve(name, n, "`wrt`"))
     else:
         layer_wrt = list(leaves)
     key = (tensor_equations, tuple(given.items()), output, ctx.source)
